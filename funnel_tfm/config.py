@@ -1,0 +1,385 @@
+"""`ModelConfig`: every setting of a Funnel-Transformer, in the original's terms.
+
+The keys are the 20 keys of the original `net_config.json` plus `truncate_seq` (a runtime flag in the
+original that changes the network) and `layer_norm_eps` (1e-8 in the original, 1e-9 in Hugging Face).
+
+    config = ModelConfig(block_size="6_3x2_3x2", d_model=768, n_head=12, d_head=64, d_inner=3072)
+    config.block_depths          # (6, 6, 6)
+    config.block_lengths(512)    # (512, 256, 128)
+    config.to_json("out/net_config.json")
+    ModelConfig.from_json("out/net_config.json") == config   # True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+from typing import Any
+
+from funnel_tfm import file_io
+
+ORIGINAL_KEYS = (
+    "block_size", "vocab_size", "d_embed", "d_model", "n_head", "d_head", "d_inner", "ff_activation",
+    "dropout", "dropatt", "dropact", "init", "init_std", "init_range", "rel_attn_type", "separate_cls",
+    "pooling_type", "pooling_size", "pool_q_only", "decoder_size",
+)
+# Keys of the original PyTorch port's `net_config.pytorch.json` (spec §1.6).
+PYTORCH_JSON_KEYS = (
+    "vocab_size", "d_embed", "d_model", "n_head", "d_head", "d_inner", "dropout", "dropatt", "dropact",
+    "block_size", "pooling_type", "pooling_size", "separate_cls", "pool_q_only",
+)
+ACTIVATIONS = ("gelu", "gelu_exact", "relu", "tanh")
+INITIALIZERS = ("truncated_normal", "normal", "uniform")
+ATTENTION_TYPES = ("factorized", "rel_shift", "null")
+POOLING_TYPES = ("mean", "max")
+# The absolute position table of `rel_attn_type="null"` has a fixed number of rows in the original.
+MAX_POSITIONS_NULL = 512
+
+# Hugging Face `hidden_act` names and ours; "gelu" in the original is the tanh approximation.
+_HF_ACTIVATION_TO_OURS = {"gelu_new": "gelu", "gelu_pytorch_tanh": "gelu", "gelu_fast": "gelu",
+                          "gelu": "gelu_exact", "relu": "relu", "tanh": "tanh"}
+_OURS_ACTIVATION_TO_HF = {"gelu": "gelu_new", "gelu_exact": "gelu", "relu": "relu", "tanh": "tanh"}
+_HF_ATTENTION_TO_OURS = {"relative_shift": "rel_shift", "factorized": "factorized"}
+
+_DEPTH_TOKEN = re.compile(r"^(\d+)(?:x(\d+))?$")
+
+
+class ConfigError(ValueError):
+    """A configuration value, file or sequence length that the model cannot use."""
+
+
+def parse_depth(token: str, what: str) -> tuple[int, int]:
+    """Parses one depth token `P` or `PxR` into (param layers P, repeats R).
+
+        parse_depth("3x2", "block_size")  # (3, 2)
+    """
+    match = _DEPTH_TOKEN.match(token.strip())
+    if not match:
+        raise ConfigError(f"{what}: bad depth token {token!r}; expected P or PxR with integers, e.g. '6' or '3x2'")
+    params, repeats = int(match.group(1)), int(match.group(2) or 1)
+    if repeats < 1:
+        raise ConfigError(f"{what}: repeat count in {token!r} must be >= 1")
+    return params, repeats
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """All architecture settings; defaults are the original's flag defaults (spec §1.1)."""
+
+    block_size: str = "3_3_3"
+    vocab_size: int = 30522
+    d_embed: int = 512
+    d_model: int = 512
+    n_head: int = 8
+    d_head: int = 64
+    d_inner: int = 2048
+    ff_activation: str = "gelu"
+    dropout: float = 0.1
+    dropatt: float = 0.1
+    dropact: float = 0.0
+    init: str = "truncated_normal"
+    init_std: float = 0.02
+    init_range: float = 0.1
+    rel_attn_type: str = "rel_shift"
+    separate_cls: bool = True
+    pooling_type: str = "mean"
+    pooling_size: int = 2
+    pool_q_only: bool = True
+    decoder_size: str = "2"
+    truncate_seq: bool = True
+    layer_norm_eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    # ----------------------------------------------------------------------------------------- checks
+    def _validate(self) -> None:
+        for key in ("vocab_size", "d_embed", "d_model", "n_head", "d_head", "d_inner"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{key}: expected a positive integer, found {value!r}")
+        if isinstance(self.pooling_size, bool) or not isinstance(self.pooling_size, int) or self.pooling_size < 2:
+            raise ConfigError(f"pooling_size: expected an integer >= 2, found {self.pooling_size!r}")
+        for key in ("dropout", "dropatt", "dropact"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ConfigError(f"{key}: expected a rate in [0, 1), found {value!r}")
+        for key in ("init_std", "init_range", "layer_norm_eps"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigError(f"{key}: expected a positive number, found {value!r}")
+        for key, allowed in (("ff_activation", ACTIVATIONS), ("init", INITIALIZERS),
+                             ("rel_attn_type", ATTENTION_TYPES), ("pooling_type", POOLING_TYPES)):
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"{key}: expected one of {', '.join(allowed)}; found {getattr(self, key)!r}")
+        for key in ("separate_cls", "pool_q_only", "truncate_seq"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"{key}: expected true or false, found {getattr(self, key)!r}")
+        if not isinstance(self.block_size, str) or not self.block_size:
+            raise ConfigError(f"block_size: expected a string such as '6_3x2_3x2', found {self.block_size!r}")
+        for token in self.block_size.split("_"):
+            params, _ = parse_depth(token, "block_size")
+            if params < 1:
+                raise ConfigError(f"block_size: every block needs >= 1 layer, found {token!r} in {self.block_size!r}")
+        if not isinstance(self.decoder_size, str):
+            raise ConfigError(f"decoder_size: expected a string such as '2' or '0', found {self.decoder_size!r}")
+        parse_depth(self.decoder_size, "decoder_size")
+        if self.rel_attn_type != "null" and self.d_model % 2:
+            raise ConfigError(f"d_model: relative attention splits d_model into sin and cos halves, so it must be "
+                              f"even; found {self.d_model}")
+
+    # ----------------------------------------------------------------------------------------- depths
+    @property
+    def block_param_sizes(self) -> tuple[int, ...]:
+        """Distinct parameter layers per block (P of `PxR`)."""
+        return tuple(parse_depth(t, "block_size")[0] for t in self.block_size.split("_"))
+
+    @property
+    def block_repeats(self) -> tuple[int, ...]:
+        """How often each parameter layer of a block is applied in a row (R of `PxR`)."""
+        return tuple(parse_depth(t, "block_size")[1] for t in self.block_size.split("_"))
+
+    @property
+    def block_depths(self) -> tuple[int, ...]:
+        return tuple(p * r for p, r in zip(self.block_param_sizes, self.block_repeats))
+
+    @property
+    def n_block(self) -> int:
+        return len(self.block_param_sizes)
+
+    @property
+    def decoder_param_size(self) -> int:
+        return parse_depth(self.decoder_size, "decoder_size")[0]
+
+    @property
+    def decoder_repeat(self) -> int:
+        return parse_depth(self.decoder_size, "decoder_size")[1]
+
+    @property
+    def decoder_depth(self) -> int:
+        return self.decoder_param_size * self.decoder_repeat
+
+    @property
+    def n_encoder_param_layers(self) -> int:
+        return sum(self.block_param_sizes)
+
+    # ------------------------------------------------------------------------------------ lengths
+    def pooled_length(self, length: int) -> int:
+        """Length after one pooling step of a sequence of `length` (spec §2.6, SAME padding)."""
+        if self.separate_cls:
+            body = length - 1 - (1 if self.truncate_seq else 0)
+            return 1 + math.ceil(body / self.pooling_size)
+        return math.ceil(length / self.pooling_size)
+
+    def block_lengths(self, seq_len: int) -> tuple[int, ...]:
+        """Sequence length inside each encoder block for input length `seq_len`.
+
+        Raises ConfigError when some block would be left without a token to attend to (besides [CLS]
+        with `separate_cls`), which is the condition under which the original silently produced garbage.
+        """
+        if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
+            raise ConfigError(f"sequence length: expected a positive integer, found {seq_len!r}")
+        if self.rel_attn_type == "null" and seq_len > MAX_POSITIONS_NULL:
+            raise ConfigError(f"sequence length {seq_len}: rel_attn_type='null' has a position table of "
+                              f"{MAX_POSITIONS_NULL} rows, so lengths up to {MAX_POSITIONS_NULL} are accepted")
+        lengths = [seq_len]
+        for _ in range(1, self.n_block):
+            lengths.append(self.pooled_length(lengths[-1]))
+        minimum = 2 if self.separate_cls else 1
+        # Pooling needs at least one body token to pool (after truncation) in every block.
+        needed = 1 + (1 if self.truncate_seq else 0) + 1 if self.separate_cls else 1
+        for block, length in enumerate(lengths[:-1]):
+            if length < needed or lengths[block + 1] < minimum:
+                raise ConfigError(
+                    f"sequence length {seq_len} is too short for block_size {self.block_size!r}: block {block + 1} "
+                    f"would have length {lengths[block + 1]} (lengths {tuple(lengths)}); every block needs at least "
+                    f"{minimum} position(s){' including [CLS]' if self.separate_cls else ''}. "
+                    f"The shortest accepted length is {self.min_seq_len()}.")
+        return tuple(lengths)
+
+    def min_seq_len(self) -> int:
+        """Smallest input length for which every block keeps a token to attend to."""
+        length = 1
+        while True:
+            try:
+                self.block_lengths(length)
+                return length
+            except ConfigError:
+                length += 1
+
+    # ------------------------------------------------------------------------------ (de)serialise
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    get_config = to_dict
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "ModelConfig":
+        """Builds a config from a dict of our keys; unknown keys are an error that lists the accepted ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; accepted keys are "
+                              f"{', '.join(sorted(known))}")
+        values = dict(values)
+        for key in ("block_size", "decoder_size"):
+            if isinstance(values.get(key), int) and not isinstance(values.get(key), bool):
+                values[key] = str(values[key])  # a json writer may have stored "4" as 4
+        try:
+            return cls(**values)
+        except ConfigError as error:
+            raise ConfigError(f"{source}: {error}") from None
+
+    from_config = from_dict
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_original_dict(self) -> dict[str, Any]:
+        """The 20 keys of the original `net_config.json`."""
+        return {key: getattr(self, key) for key in ORIGINAL_KEYS}
+
+    def to_hf_dict(self) -> dict[str, Any]:
+        """A Hugging Face `FunnelConfig` dict; raises for settings that transformers cannot express."""
+        problems = []
+        if self.d_embed != self.d_model:
+            problems.append(f"d_embed ({self.d_embed}) != d_model ({self.d_model}) needs an input projection")
+        if self.pooling_size != 2:
+            problems.append(f"pooling_size {self.pooling_size} (transformers pools by 2)")
+        if self.rel_attn_type == "null":
+            problems.append("rel_attn_type 'null'")
+        if self.decoder_repeat != 1:
+            problems.append(f"decoder_size {self.decoder_size!r} with repeats")
+        if problems:
+            raise ConfigError("cannot express this config as a Hugging Face FunnelConfig: " + "; ".join(problems))
+        return {
+            "model_type": "funnel",
+            "vocab_size": self.vocab_size,
+            "block_sizes": list(self.block_param_sizes),
+            "block_repeats": list(self.block_repeats),
+            "num_decoder_layers": self.decoder_param_size,
+            "d_model": self.d_model,
+            "n_head": self.n_head,
+            "d_head": self.d_head,
+            "d_inner": self.d_inner,
+            "hidden_act": _OURS_ACTIVATION_TO_HF[self.ff_activation],
+            "hidden_dropout": self.dropout,
+            "attention_dropout": self.dropatt,
+            "activation_dropout": self.dropact,
+            "initializer_range": self.init_range,
+            "initializer_std": self.init_std,
+            "layer_norm_eps": self.layer_norm_eps,
+            "pooling_type": self.pooling_type,
+            "attention_type": "relative_shift" if self.rel_attn_type == "rel_shift" else "factorized",
+            "separate_cls": self.separate_cls,
+            "truncate_seq": self.truncate_seq,
+            "pool_q_only": self.pool_q_only,
+        }
+
+    @classmethod
+    def from_hf_dict(cls, hf: dict[str, Any], source: str = "config.json") -> "ModelConfig":
+        """Reads a Hugging Face Funnel `config.json` dict."""
+        if hf.get("model_type", "funnel") != "funnel":
+            raise ConfigError(f"{source}: model_type is {hf.get('model_type')!r}, expected 'funnel'")
+        try:
+            sizes = list(hf.get("block_sizes", [4, 4, 4]))
+            repeats = list(hf.get("block_repeats") or [1] * len(sizes))
+            if len(repeats) != len(sizes):
+                raise ConfigError(f"{source}: block_repeats {repeats} must have one entry per block_sizes {sizes}")
+            act = hf.get("hidden_act", "gelu_new")
+            if act not in _HF_ACTIVATION_TO_OURS:
+                raise ConfigError(f"{source}: hidden_act {act!r} is not supported; accepted: "
+                                  f"{', '.join(_HF_ACTIVATION_TO_OURS)}")
+            attention = hf.get("attention_type", "relative_shift")
+            if attention not in _HF_ATTENTION_TO_OURS:
+                raise ConfigError(f"{source}: attention_type {attention!r}; expected relative_shift or factorized")
+            d_model = hf.get("d_model", 768)
+            return cls.from_dict(dict(
+                block_size="_".join(f"{p}x{r}" if r != 1 else f"{p}" for p, r in zip(sizes, repeats)),
+                vocab_size=hf.get("vocab_size", 30522),
+                d_embed=d_model, d_model=d_model,
+                n_head=hf.get("n_head", 12), d_head=hf.get("d_head", 64), d_inner=hf.get("d_inner", 3072),
+                ff_activation=_HF_ACTIVATION_TO_OURS[act],
+                dropout=hf.get("hidden_dropout", 0.1), dropatt=hf.get("attention_dropout", 0.1),
+                dropact=hf.get("activation_dropout", 0.0),
+                init_std=hf.get("initializer_std") or 0.02, init_range=hf.get("initializer_range", 0.1),
+                rel_attn_type=_HF_ATTENTION_TO_OURS[attention],
+                separate_cls=hf.get("separate_cls", True), pooling_type=hf.get("pooling_type", "mean"),
+                pool_q_only=hf.get("pool_q_only", True), truncate_seq=hf.get("truncate_seq", True),
+                decoder_size=str(hf.get("num_decoder_layers", 2)),
+                layer_norm_eps=hf.get("layer_norm_eps", 1e-9),
+            ), source)
+        except (TypeError, ValueError) as error:
+            if isinstance(error, ConfigError):
+                raise
+            raise ConfigError(f"{source}: {error}") from None
+
+    @classmethod
+    def from_json(cls, path: str) -> "ModelConfig":
+        """Reads our json, the original `net_config.json`, its PyTorch variant, or an HF `config.json`."""
+        try:
+            with file_io.open_file(path, "r") as handle:
+                values = json.load(handle)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"{path}: not valid json (line {error.lineno}: {error.msg})") from None
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot read ({error})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: expected a json object, found {type(values).__name__}")
+        if "block_sizes" in values or values.get("model_type") == "funnel":
+            return cls.from_hf_dict(values, path)
+        if "block_size" not in values:
+            raise ConfigError(f"{path}: neither a Funnel net_config.json (no 'block_size') nor a Hugging Face "
+                              f"config.json (no 'block_sizes')")
+        if set(values) <= set(PYTORCH_JSON_KEYS):
+            # The PyTorch port drops ff_activation/init/rel_attn_type/decoder_size; it always used gelu, rel_shift,
+            # and had no decoder.
+            values = dict(values, ff_activation="gelu", rel_attn_type="rel_shift", decoder_size="0")
+        return cls.from_dict(values, path)
+
+    def to_json(self, path: str, original: bool = False) -> None:
+        """Writes our json (all keys), or with `original=True` exactly the original 20 keys (indent 4, sorted)."""
+        values = self.to_original_dict() if original else self.to_dict()
+        file_io.atomic_write_text(path, json.dumps(values, indent=4, sort_keys=True) + "\n")
+
+
+# Configs of the released models (spec §1.5) and of the standard Transformers they are compared with; the
+# standard ones are one-block Funnels (no pooling) with the same relative attention, as in the paper.
+def _sized(block_size: str, d_model: int, decoder_size: str = "2") -> ModelConfig:
+    return ModelConfig(block_size=block_size, d_embed=d_model, d_model=d_model, n_head=d_model // 64, d_head=64,
+                       d_inner=4 * d_model, decoder_size=decoder_size)
+
+
+NAMED_CONFIGS: dict[str, ModelConfig] = {
+    "B4-4-4H768": _sized("4_4_4", 768),
+    "B6-3x2-3x2H768": _sized("6_3x2_3x2", 768),
+    "B6-6-6H768": _sized("6_6_6", 768),
+    "B8-8-8H1024": _sized("8_8_8", 1024),
+    "B10-10-10H1024": _sized("10_10_10", 1024),
+    "L12H768": _sized("12", 768, decoder_size="0"),
+    "L24H1024": _sized("24", 1024, decoder_size="0"),
+}
+
+
+def named_config(name: str) -> ModelConfig:
+    """One of NAMED_CONFIGS, e.g. named_config("B6-6-6H768")."""
+    if name not in NAMED_CONFIGS:
+        raise ConfigError(f"unknown model name {name!r}; known: {', '.join(NAMED_CONFIGS)}")
+    return NAMED_CONFIGS[name]
+
+
+def load_config(path_or_name: str) -> ModelConfig:
+    """A named config, a json file, or a directory holding config.json / net_config.json."""
+    if path_or_name in NAMED_CONFIGS:
+        return NAMED_CONFIGS[path_or_name]
+    if os.path.isdir(path_or_name):
+        for candidate in ("funnel_config.json", "net_config.json", "config.json", "net_config.pytorch.json"):
+            full = os.path.join(path_or_name, candidate)
+            if os.path.exists(full):
+                return ModelConfig.from_json(full)
+        raise ConfigError(f"{path_or_name}: no funnel_config.json, net_config.json, config.json or "
+                          f"net_config.pytorch.json in this directory")
+    return ModelConfig.from_json(path_or_name)
