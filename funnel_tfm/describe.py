@@ -1,0 +1,142 @@
+r"""Model report: parameters, analytic FLOPs per token and measured forward time of Funnel configs.
+
+    python -m funnel_tfm.describe                                  # released sizes + L12H768 / L24H1024
+    python -m funnel_tfm.describe --models=B4-4-4H768,L12H768 --seq_lens=128
+    python -m funnel_tfm.describe --config=path/net_config.json    # any json the loader reads
+    python -m funnel_tfm.describe --models= --block_size=4x2_4 --d_model=512 --n_head=8 --d_inner=2048
+
+FLOPs and times are for the encoder only (the "-base" model used for sequence-level finetuning), which is
+how the paper compares Funnel with the standard Transformer; parameters are given with and without decoder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+from absl import app, flags
+
+from funnel_tfm.config import NAMED_CONFIGS, ConfigError, ModelConfig, load_config
+from funnel_tfm.flops import count_parameters, flops_per_token
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("models", list(NAMED_CONFIGS), f"Named configs to describe ({', '.join(NAMED_CONFIGS)}).")
+flags.DEFINE_string("config", None, "A config json (ours, net_config.json, net_config.pytorch.json, HF config.json) "
+                                    "or a directory holding one; described as 'custom'.")
+flags.DEFINE_list("seq_lens", ["128", "512"], "Sequence lengths for FLOPs and timing.")
+flags.DEFINE_string("baseline", "L12H768", "Named config that the relative FLOPs and times refer to.")
+flags.DEFINE_boolean("measure", True, "Measure the forward time on this machine.")
+flags.DEFINE_integer("batch_size", 1, "Batch size of the timed forward pass.")
+flags.DEFINE_integer("repeats", 3, "Timed repetitions (median is reported).")
+flags.DEFINE_boolean("jit_compile", False, "Compile the timed forward pass with XLA.")
+flags.DEFINE_string("json_output", None, "Also write the rows as json to this file.")
+
+_FIELD_FLAGS = {}
+for _field in dataclasses.fields(ModelConfig):
+    _help = f"Override config key {_field.name} (makes a 'custom' config)."
+    if _field.type in ("int", int):
+        _FIELD_FLAGS[_field.name] = flags.DEFINE_integer(_field.name, None, _help)
+    elif _field.type in ("float", float):
+        _FIELD_FLAGS[_field.name] = flags.DEFINE_float(_field.name, None, _help)
+    elif _field.type in ("bool", bool):
+        _FIELD_FLAGS[_field.name] = flags.DEFINE_boolean(_field.name, None, _help)
+    else:
+        _FIELD_FLAGS[_field.name] = flags.DEFINE_string(_field.name, None, _help)
+
+
+def custom_config(config_path: str | None, overrides: dict) -> ModelConfig | None:
+    """The --config file with flag overrides, or the defaults with overrides; None when neither is given."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if config_path is None and not overrides:
+        return None
+    base = load_config(config_path) if config_path else ModelConfig()
+    return ModelConfig.from_dict({**base.to_dict(), **overrides}, "flags")
+
+
+def measure_forward_ms(config: ModelConfig, seq_len: int, batch_size: int, repeats: int, jit_compile: bool) -> float:
+    import keras
+    import tensorflow as tf
+
+    from funnel_tfm.modeling import FunnelTFM
+    from funnel_tfm.timing import median_seconds, random_inputs
+
+    keras.utils.clear_session()
+    model = FunnelTFM(config, use_decoder=False)
+    inputs = {k: tf.constant(v) for k, v in random_inputs(config, batch_size, seq_len).items()}
+    forward = tf.function(lambda x: model(x, training=False)["sequence_output"], jit_compile=jit_compile)
+    seconds = median_seconds(lambda: forward(inputs).numpy(), repeats=repeats)
+    del model
+    return 1000.0 * seconds
+
+
+def describe(configs: dict[str, ModelConfig], seq_lens: list[int], baseline: ModelConfig, measure: bool,
+             batch_size: int, repeats: int, jit_compile: bool) -> list[dict]:
+    rows = []
+    baseline_ms = {}
+    if measure:
+        for seq_len in seq_lens:
+            baseline_ms[seq_len] = measure_forward_ms(baseline, seq_len, batch_size, repeats, jit_compile)
+    for name, config in configs.items():
+        row = {"name": name, "block_size": config.block_size, "d_model": config.d_model,
+               "params_full_M": count_parameters(config, use_decoder=True) / 1e6,
+               "params_base_M": count_parameters(config, use_decoder=False) / 1e6}
+        for seq_len in seq_lens:
+            gflops = flops_per_token(config, seq_len) / 1e9
+            row[f"gflops_per_token@{seq_len}"] = gflops
+            row[f"flops_ratio@{seq_len}"] = gflops / (flops_per_token(baseline, seq_len) / 1e9)
+            if measure:
+                ms = (baseline_ms[seq_len] if config == baseline
+                      else measure_forward_ms(config, seq_len, batch_size, repeats, jit_compile))
+                row[f"forward_ms@{seq_len}"] = ms
+                row[f"time_ratio@{seq_len}"] = ms / baseline_ms[seq_len]
+        rows.append(row)
+        print(format_row(row, seq_lens, measure), flush=True)
+    return rows
+
+
+def format_header(seq_lens: list[int], measure: bool) -> str:
+    cells = ["model", "blocks", "params full/base (M)"]
+    for seq_len in seq_lens:
+        cells += [f"GFLOP/tok@{seq_len}", f"FLOPs x@{seq_len}"]
+        if measure:
+            cells += [f"fwd ms@{seq_len}", f"time x@{seq_len}"]
+    return " | ".join(cells)
+
+
+def format_row(row: dict, seq_lens: list[int], measure: bool) -> str:
+    cells = [row["name"], row["block_size"], f"{row['params_full_M']:.1f} / {row['params_base_M']:.1f}"]
+    for seq_len in seq_lens:
+        cells += [f"{row[f'gflops_per_token@{seq_len}']:.3f}", f"{row[f'flops_ratio@{seq_len}']:.2f}"]
+        if measure:
+            cells += [f"{row[f'forward_ms@{seq_len}']:.1f}", f"{row[f'time_ratio@{seq_len}']:.2f}"]
+    return " | ".join(cells)
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    try:
+        seq_lens = [int(s) for s in FLAGS.seq_lens]
+        configs = {name: NAMED_CONFIGS[name] if name in NAMED_CONFIGS else load_config(name) for name in FLAGS.models}
+        custom = custom_config(FLAGS.config, {k: f.value for k, f in _FIELD_FLAGS.items()})
+        if custom is not None:
+            configs["custom"] = custom
+        baseline = load_config(FLAGS.baseline)
+        for config in list(configs.values()) + [baseline]:
+            for seq_len in seq_lens:
+                config.block_lengths(seq_len)
+    except (ConfigError, ValueError) as error:
+        sys.exit(f"describe: {error}")
+    if FLAGS.measure:
+        from funnel_tfm.timing import machine_description
+        print(f"machine: {machine_description()}; forward of the encoder, batch {FLAGS.batch_size}, float32, "
+              f"median of {FLAGS.repeats}{', XLA' if FLAGS.jit_compile else ''}; ratios relative to {FLAGS.baseline}")
+    print(format_header(seq_lens, FLAGS.measure), flush=True)
+    rows = describe(configs, seq_lens, baseline, FLAGS.measure, FLAGS.batch_size, FLAGS.repeats, FLAGS.jit_compile)
+    if FLAGS.json_output:
+        from funnel_tfm.file_io import atomic_write_text
+        atomic_write_text(FLAGS.json_output, json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    app.run(main)
