@@ -174,41 +174,43 @@ class ModelConfig:
             return 1 + math.ceil(body / self.pooling_size)
         return math.ceil(length / self.pooling_size)
 
+    def _lengths(self, seq_len: int) -> tuple[tuple[int, ...], int | None]:
+        """(lengths per block, index of the first block left without a token to attend to, or None)."""
+        lengths = [seq_len]
+        for _ in range(1, self.n_block):
+            lengths.append(self.pooled_length(lengths[-1]))
+        # Pooling needs at least one body token (after truncation), so a pooled block keeps one besides [CLS].
+        needed = (3 if self.truncate_seq else 2) if self.separate_cls else 1
+        for block, length in enumerate(lengths[:-1]):
+            if length < needed:
+                return tuple(lengths), block + 1
+        return tuple(lengths), None
+
     def block_lengths(self, seq_len: int) -> tuple[int, ...]:
         """Sequence length inside each encoder block for input length `seq_len`.
 
         Raises ConfigError when some block would be left without a token to attend to (besides [CLS]
-        with `separate_cls`), which is the condition under which the original silently produced garbage.
+        with `separate_cls`), a case in which the original silently produced degenerate shapes.
         """
         if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
             raise ConfigError(f"sequence length: expected a positive integer, found {seq_len!r}")
         if self.rel_attn_type == "null" and seq_len > MAX_POSITIONS_NULL:
             raise ConfigError(f"sequence length {seq_len}: rel_attn_type='null' has a position table of "
                               f"{MAX_POSITIONS_NULL} rows, so lengths up to {MAX_POSITIONS_NULL} are accepted")
-        lengths = [seq_len]
-        for _ in range(1, self.n_block):
-            lengths.append(self.pooled_length(lengths[-1]))
-        minimum = 2 if self.separate_cls else 1
-        # Pooling needs at least one body token to pool (after truncation) in every block.
-        needed = 1 + (1 if self.truncate_seq else 0) + 1 if self.separate_cls else 1
-        for block, length in enumerate(lengths[:-1]):
-            if length < needed or lengths[block + 1] < minimum:
-                raise ConfigError(
-                    f"sequence length {seq_len} is too short for block_size {self.block_size!r}: block {block + 1} "
-                    f"would have length {lengths[block + 1]} (lengths {tuple(lengths)}); every block needs at least "
-                    f"{minimum} position(s){' including [CLS]' if self.separate_cls else ''}. "
-                    f"The shortest accepted length is {self.min_seq_len()}.")
-        return tuple(lengths)
+        lengths, bad_block = self._lengths(seq_len)
+        if bad_block is not None:
+            raise ConfigError(
+                f"sequence length {seq_len} is too short for block_size {self.block_size!r}: pooling into block "
+                f"{bad_block} leaves no token{' besides [CLS]' if self.separate_cls else ''} (lengths "
+                f"{lengths}). The shortest accepted length is {self.min_seq_len()}.")
+        return lengths
 
     def min_seq_len(self) -> int:
         """Smallest input length for which every block keeps a token to attend to."""
         length = 1
-        while True:
-            try:
-                self.block_lengths(length)
-                return length
-            except ConfigError:
-                length += 1
+        while self._lengths(length)[1] is not None:
+            length += 1
+        return length
 
     # ------------------------------------------------------------------------------ (de)serialise
     def to_dict(self) -> dict[str, Any]:

@@ -63,11 +63,11 @@ class LayerNorm(WeightNamesMixin, keras.layers.Layer):
     """Post-LN of the original: population variance, eps 1e-8, always in float32 (spec §2.1)."""
 
     def __init__(self, dim: int, eps: float, **kwargs) -> None:
-        # autocast=False: gamma and beta must not be rounded to the compute dtype, the math is float32.
-        super().__init__(autocast=False, **kwargs)
+        super().__init__(**kwargs)
         self.eps = eps
-        self.gamma = self.add_weight(shape=(dim,), initializer="ones", name="gamma")
-        self.beta = self.add_weight(shape=(dim,), initializer="zeros", name="beta")
+        # autocast=False: gamma and beta must not be rounded to the compute dtype, the math is float32.
+        self.gamma = self.add_weight(shape=(dim,), initializer="ones", name="gamma", autocast=False)
+        self.beta = self.add_weight(shape=(dim,), initializer="zeros", name="beta", autocast=False)
         self.built = True
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
@@ -90,8 +90,8 @@ class EinsumDense(WeightNamesMixin, keras.layers.Layer):
                  use_bias: bool = True, activation: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         letters = "abcdefgh"
-        in_axes, out_axes = letters[:len(in_shape)], letters[len(in_shape):len(in_shape) + len(out_shape)]
-        self.equation = f"...{in_axes},{in_axes}{out_axes}->...{out_axes}"
+        self.in_axes = letters[:len(in_shape)]
+        self.out_axes = letters[len(in_shape):len(in_shape) + len(out_shape)]
         self.kernel = self.add_weight(shape=tuple(in_shape) + tuple(out_shape), initializer=initializer,
                                       name="kernel")
         self.bias = self.add_weight(shape=tuple(out_shape), initializer="zeros", name="bias") if use_bias else None
@@ -99,7 +99,11 @@ class EinsumDense(WeightNamesMixin, keras.layers.Layer):
         self.built = True
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
-        y = tf.einsum(self.equation, x, tf.cast(self.kernel, x.dtype))
+        # Leading axes are spelled out instead of "...": TF 2.21 on CPU lowers "...a,ab->...b" in float16 to a
+        # broadcasting oneDNN batch-matmul that returns wrong values; explicit axes become a plain 2-D matmul.
+        lead = "stuvwxyz"[:x.shape.rank - len(self.in_axes)]
+        equation = f"{lead}{self.in_axes},{self.in_axes}{self.out_axes}->{lead}{self.out_axes}"
+        y = tf.einsum(equation, x, tf.cast(self.kernel, x.dtype))
         if self.bias is not None:
             y = y + tf.cast(self.bias, x.dtype)
         return self.activation(y) if self.activation else y
