@@ -15,15 +15,17 @@ import numpy as np
 from funnel_tfm.config import ModelConfig
 
 
-def random_inputs(config: ModelConfig, batch_size: int, seq_len: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Token ids, two segments with [CLS] segment 2, and a padding mask with some padded rows."""
+def random_inputs(config: ModelConfig, batch_size: int, seq_len: int, seed: int = 0,
+                  pad_rows: bool = True) -> dict[str, np.ndarray]:
+    """Token ids, two segments with [CLS] segment 2, and a padding mask (every other row padded if `pad_rows`)."""
     rng = np.random.default_rng(seed)
     token_ids = rng.integers(5, config.vocab_size, size=(batch_size, seq_len)).astype(np.int32)
     segment_ids = np.zeros((batch_size, seq_len), np.int32)
     segment_ids[:, seq_len // 2:] = 1
     segment_ids[:, 0] = 2
     padding_mask = np.ones((batch_size, seq_len), np.int32)
-    padding_mask[1::2, seq_len - seq_len // 8:] = 0
+    if pad_rows:
+        padding_mask[1::2, seq_len - seq_len // 8:] = 0
     return {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
 
 
