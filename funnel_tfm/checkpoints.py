@@ -1,249 +1,386 @@
-"""Loading and saving `FunnelTFM` weights: Hugging Face Funnel directories and our own format.
+"""Loading and saving Funnel-Transformer weights in every format, through the original variable names.
 
-Every weight has an original TF variable name (`input/word_embedding/lookup_table`,
-`encoder/layer_3/rel_attn/q/kernel`, ...; see `FunnelTFM.weight_names`). Other formats are mapped onto
-those names, with reshapes done axis by axis so that `n_head * d_head != d_model` converts correctly.
+Every format is read into one dict `full original name -> array` (`model/encoder/layer_3/rel_attn/q/kernel`,
+`generator/lm_proj/dense/kernel`, ...), and a `FunnelCheckpoint` is built from it: the backbone, whatever heads
+the names show, the ELECTRA generator of a FULL checkpoint, and the optimizer state. Writing goes the other way.
 
-    model = FunnelTFM.from_pretrained("path/to/hf_dir")         # config.json + model.safetensors
-    save_pretrained(model, "out/ours")                           # funnel_config.json + model.safetensors
-    FunnelTFM.from_pretrained("out/ours")
+    ckpt = load_checkpoint("B6-6-6H768-ELEC-FULL-TF")   # original: net_config.json + model.ckpt*
+    ckpt.model, ckpt.heads["binary"], ckpt.generator, ckpt.generator_head, ckpt.optimizer_state
+    print(ckpt.report.summary())                         # loaded / skipped (with why) / left at init
+    export(ckpt, "out/hf", to="hf")                      # config.json + model.safetensors, transformers loads it
+    export(ckpt, "out/original", to="original")          # net_config.json + model.ckpt*, optimizer state kept
+    export(ckpt, "out/keras", to="keras")                # funnel_config.json + model.safetensors (this project)
+    FunnelTFM.from_pretrained("out/keras")               # any of the four formats: the backbone only
+
+Formats: the original TF1 checkpoint (and the original PyTorch `model.pt` with `net_config.pytorch.json`),
+Hugging Face (`config.json` + `model.safetensors` or `pytorch_model.bin`), and ours ("keras"). Outputs are
+written into a staging directory that is renamed into place only when complete.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
-from typing import Callable
+import re
+from typing import Any
 
+import keras
 import numpy as np
 
-from funnel_tfm import file_io
+from funnel_tfm import file_io, hf_format, original_format
 from funnel_tfm.config import ConfigError, ModelConfig
+from funnel_tfm.errors import CheckpointError
+from funnel_tfm.heads import ClassificationHead, DiscriminatorHead, LMHead, MultipleChoiceHead, SquadHead
+
+__all__ = ["CheckpointError", "FunnelCheckpoint", "LoadReport", "build_checkpoint", "export", "load_checkpoint",
+           "load_pretrained", "save_pretrained"]
 
 OUR_CONFIG = "funnel_config.json"
-WEIGHTS = "model.safetensors"
-HF_CONFIG = "config.json"
-HF_TORCH_WEIGHTS = "pytorch_model.bin"
+OUR_WEIGHTS = "model.safetensors"
+FORMATS = ("hf", "original", "keras")
 
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not match the model (names the file / variable)."""
+MODEL, GENERATOR = "model/", "generator/"
+_BACKBONE_SCOPES = ("input/", "encoder/", "decoder/", "sequnece_summary/")
+_OPTIONAL_BACKBONE = ("sequnece_summary/",)  # pretraining checkpoints have no pooled summary
+_LAYER_NAME = re.compile(r"^(encoder|decoder)/layer_(\d+)/")
 
 
 @dataclasses.dataclass
 class LoadReport:
-    """What a load did: loaded original names, skipped source names (with why), model weights left missing."""
+    """What a load did: loaded names, skipped source names (with why), model weights left at their init."""
 
     loaded: list[str] = dataclasses.field(default_factory=list)
     skipped: dict[str, str] = dataclasses.field(default_factory=dict)
     missing: list[str] = dataclasses.field(default_factory=list)
 
     def summary(self) -> str:
-        return f"loaded {len(self.loaded)} tensors, skipped {len(self.skipped)}, left {len(self.missing)} at init"
+        return (f"loaded {len(self.loaded)} tensors, skipped {len(self.skipped)}, "
+                f"left {len(self.missing)} at init")
+
+    def details(self) -> list[str]:
+        lines = [f"skipped {name}: {why}" for name, why in sorted(self.skipped.items())]
+        lines += [f"left at init: {name}" for name in self.missing]
+        return lines
 
 
-# ---------------------------------------------------------------------------------- Hugging Face names
-Transform = Callable[[np.ndarray, ModelConfig], np.ndarray]
+@dataclasses.dataclass
+class FunnelCheckpoint:
+    """A backbone with its heads, generator and optimizer state, as read from (or written to) a checkpoint."""
+
+    model: Any                                   # FunnelTFM
+    heads: dict[str, Any] = dataclasses.field(default_factory=dict)   # scope -> head layer
+    generator: Any = None                        # FunnelTFM sharing model.embedding, or None
+    generator_head: Any = None                   # LMHead of the generator, or None
+    optimizer_state: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    report: LoadReport = dataclasses.field(default_factory=LoadReport)
+    source_format: str = "keras"
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+    def named_variables(self) -> dict[str, Any]:
+        """Full original name -> Keras variable, for every part."""
+        names = {MODEL + k: v for k, v in self.model.weight_names().items()}
+        for head in self.heads.values():
+            names.update({MODEL + k: v for k, v in head.weight_names().items()})
+        if self.generator is not None:
+            names.update({GENERATOR + k: v for k, v in self.generator.weight_names().items()
+                          if not k.startswith("sequnece_summary/")})  # the generator is never summarised
+        if self.generator_head is not None:
+            names.update({GENERATOR + k: v for k, v in self.generator_head.weight_names().items()})
+        return names
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Full original name -> float32 array, for every weight that was loaded or trained (not left at init)."""
+        untouched = set(self.report.missing)
+        return {name: np.asarray(variable.numpy(), np.float32) for name, variable in self.named_variables().items()
+                if name not in untouched}
+
+    def head_specs(self) -> list[tuple[str, str, int]]:
+        return [(head.kind, scope, getattr(head, "n_class", 1)) for scope, head in self.heads.items()]
 
 
-def _linear_in(array: np.ndarray, config: ModelConfig) -> np.ndarray:
-    """torch Linear(D -> N·H) weight [N·H, D] -> our kernel [D, N, H]."""
-    return array.T.reshape(array.shape[1], config.n_head, config.d_head)
+# ------------------------------------------------------------------------------------------- building
+def _strip(state: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {name[len(prefix):]: value for name, value in state.items() if name.startswith(prefix)}
 
 
-def _linear_out(array: np.ndarray, config: ModelConfig) -> np.ndarray:
-    """torch Linear(N·H -> D) weight [D, N·H] -> our kernel [N, H, D]."""
-    return array.T.reshape(config.n_head, config.d_head, array.shape[0])
+def _detect_heads(config: ModelConfig, names: dict[str, np.ndarray], policy) -> tuple[dict[str, Any], list[str]]:
+    """Heads whose scopes appear among `model/` names (without the prefix); returns (heads, unclaimed names)."""
+    heads: dict[str, Any] = {}
+    scopes = {name.split("/", 1)[0] for name in names if not name.startswith(_BACKBONE_SCOPES)}
+    if scopes & {"lm_proj", "lm_loss"}:
+        heads["lm"] = None  # built by the caller, which holds the embedding
+    if scopes & {"binary_proj", "binary_loss"}:
+        heads["binary"] = DiscriminatorHead(config, name="binary", dtype=policy)
+    if scopes & {"start_logits", "end_logits", "answer_class"}:
+        heads["squad"] = SquadHead(config, conditional_end="end_logits/dense_0/kernel" in names,
+                                   use_answer_class="answer_class/dense_0/kernel" in names, dtype=policy)
+    if "race" in scopes and "race/logits/kernel" in names:
+        heads["race"] = MultipleChoiceHead(config, dtype=policy)
+    for scope in sorted(scopes):
+        kernel = names.get(f"{scope}/logit/kernel")
+        if kernel is not None and kernel.ndim == 2 and scope not in heads:
+            heads[scope] = ClassificationHead(config, n_class=kernel.shape[1], scope=scope, dtype=policy)
+    claimed = ({"lm_proj", "lm_loss"} if "lm" in heads else set()) | set().union(
+        *(h.scope_names() for h in heads.values() if h is not None))
+    unclaimed = sorted(n for n in names if not n.startswith(_BACKBONE_SCOPES) and n.split("/", 1)[0] not in claimed)
+    return heads, unclaimed
 
 
-def _head_bias(array: np.ndarray, config: ModelConfig) -> np.ndarray:
-    return array.reshape(config.n_head, config.d_head)
+def _generator_config(config: ModelConfig, names: dict[str, np.ndarray], source: str) -> ModelConfig:
+    """The generator's width from its own weights (d_model, n_head, d_inner), the rest from the config."""
+    q = names.get("encoder/layer_0/rel_attn/q/kernel")
+    ff = names.get("encoder/layer_0/ff/layer_1/kernel")
+    if q is None or ff is None or q.ndim != 3 or ff.ndim != 2:
+        raise CheckpointError(f"{source}: the generator/ weights lack generator/encoder/layer_0/rel_attn/q/kernel or "
+                              f"ff/layer_1/kernel with the expected rank, so its width cannot be read")
+    return config.replace(d_model=int(q.shape[0]), n_head=int(q.shape[1]), d_inner=int(ff.shape[1]))
 
 
-def _transpose(array: np.ndarray, config: ModelConfig) -> np.ndarray:
-    return array.T
-
-
-def _same(array: np.ndarray, config: ModelConfig) -> np.ndarray:
-    return array
-
-
-# HF suffix inside one layer -> (original suffix, HF -> ours); the inverse is derived in `_to_hf`.
-_HF_LAYER_PARTS: dict[str, tuple[str, Transform]] = {
-    "attention.q_head.weight": ("rel_attn/q/kernel", _linear_in),
-    "attention.k_head.weight": ("rel_attn/k/kernel", _linear_in),
-    "attention.k_head.bias": ("rel_attn/k/bias", _head_bias),
-    "attention.v_head.weight": ("rel_attn/v/kernel", _linear_in),
-    "attention.v_head.bias": ("rel_attn/v/bias", _head_bias),
-    "attention.post_proj.weight": ("rel_attn/o/kernel", _linear_out),
-    "attention.post_proj.bias": ("rel_attn/o/bias", _same),
-    "attention.r_w_bias": ("rel_attn/r_w_bias", _same),
-    "attention.r_r_bias": ("rel_attn/r_r_bias", _same),
-    "attention.r_kernel": ("rel_attn/r/kernel", _same),
-    "attention.r_s_bias": ("rel_attn/r_s_bias", _same),
-    "attention.seg_embed": ("rel_attn/seg_embed", _same),
-    "attention.layer_norm.weight": ("rel_attn/layer_norm/gamma", _same),
-    "attention.layer_norm.bias": ("rel_attn/layer_norm/beta", _same),
-    "ffn.linear_1.weight": ("ff/layer_1/kernel", _transpose),
-    "ffn.linear_1.bias": ("ff/layer_1/bias", _same),
-    "ffn.linear_2.weight": ("ff/layer_2/kernel", _transpose),
-    "ffn.linear_2.bias": ("ff/layer_2/bias", _same),
-    "ffn.layer_norm.weight": ("ff/layer_norm/gamma", _same),
-    "ffn.layer_norm.bias": ("ff/layer_norm/beta", _same),
-}
-_HF_EMBEDDING_PARTS: dict[str, tuple[str, Transform]] = {
-    "embeddings.word_embeddings.weight": ("input/word_embedding/lookup_table", _same),
-    "embeddings.layer_norm.weight": ("input/layer_norm/gamma", _same),
-    "embeddings.layer_norm.bias": ("input/layer_norm/beta", _same),
-}
-
-
-def hf_name_map(config: ModelConfig, with_decoder: bool) -> dict[str, tuple[str, Transform]]:
-    """Every backbone key of a transformers FunnelModel/FunnelBaseModel -> (original name, transform)."""
-    names = dict(_HF_EMBEDDING_PARTS)
-    layer = 0
-    for block, params in enumerate(config.block_param_sizes):
-        for i in range(params):
-            for part, (suffix, fn) in _HF_LAYER_PARTS.items():
-                names[f"encoder.blocks.{block}.{i}.{part}"] = (f"encoder/layer_{layer}/{suffix}", fn)
-            layer += 1
-    if with_decoder:
-        for j in range(config.decoder_param_size):
-            for part, (suffix, fn) in _HF_LAYER_PARTS.items():
-                names[f"decoder.layers.{j}.{part}"] = (f"decoder/layer_{layer + j}/{suffix}", fn)
-    return names
-
-
-def _read_safetensors(path: str) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load_file
-    try:
-        return load_file(path)
-    except Exception as error:  # safetensors raises its own error types for truncated / foreign files
-        raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
-
-
-def _read_torch_bin(path: str) -> dict[str, np.ndarray]:
-    try:
-        import torch
-    except ImportError:
-        raise CheckpointError(f"{path}: reading pytorch_model.bin needs PyTorch (pip install torch==2.13.0), or "
-                              f"convert the checkpoint to model.safetensors") from None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise CheckpointError(f"{path}: not a readable PyTorch state dict ({error})") from None
-    return {k: v.float().numpy() for k, v in state.items()}
-
-
-def read_hf_state(directory: str) -> dict[str, np.ndarray]:
-    """The tensors of an HF directory with any task-model prefix (`funnel.`) removed."""
-    safetensors_path = os.path.join(directory, WEIGHTS)
-    torch_path = os.path.join(directory, HF_TORCH_WEIGHTS)
-    if os.path.exists(safetensors_path):
-        state = _read_safetensors(safetensors_path)
-    elif os.path.exists(torch_path):
-        state = _read_torch_bin(torch_path)
-    else:
-        raise CheckpointError(f"{directory}: no {WEIGHTS} or {HF_TORCH_WEIGHTS}")
-    return {(k[len("funnel."):] if k.startswith("funnel.") else k): v for k, v in state.items()}
-
-
-# ---------------------------------------------------------------------------------------- assigning
-def assign_weights(model, values: dict[str, np.ndarray], source: str, report: LoadReport) -> LoadReport:
-    """Assigns original-named arrays to the model; shape mismatches name the variable and both shapes."""
-    targets = model.weight_names()
-    for name, array in values.items():
-        if name not in targets:
-            report.skipped[name] = "the model has no such weight"
+def _assign(targets: dict[str, Any], values: dict[str, np.ndarray], source: str, report: LoadReport) -> None:
+    for name, variable in targets.items():
+        if name not in values:
             continue
-        variable = targets[name]
+        array = values[name]
         if tuple(variable.shape) != tuple(array.shape):
             raise CheckpointError(f"{source}: {name} has shape {tuple(array.shape)} in the checkpoint but "
                                   f"{tuple(variable.shape)} in the model built from the config")
         variable.assign(array.astype(np.float32))
         report.loaded.append(name)
-    report.missing = sorted(set(targets) - set(report.loaded))
-    return report
 
 
-def load_hf(directory: str, **model_kwargs):
-    """A FunnelTFM from a transformers Funnel directory; decoder present iff the checkpoint has one."""
-    from funnel_tfm.modeling import FunnelTFM
-    config = ModelConfig.from_json(os.path.join(directory, HF_CONFIG))
-    state = read_hf_state(directory)
-    with_decoder = any(k.startswith("decoder.") for k in state)
-    model = FunnelTFM(config, use_decoder=model_kwargs.pop("use_decoder", with_decoder), **model_kwargs)
-    mapping = hf_name_map(config, with_decoder)
-    values, report = {}, LoadReport()
-    for key, array in state.items():
-        if key not in mapping:
-            report.skipped[key] = "not part of the backbone (task head or unknown)"
+def _unexpected_layers(names: dict[str, np.ndarray], targets: dict[str, Any], with_decoder: bool) -> list[str]:
+    """Backbone-scope names that the config does not build (more layers, or layers of another kind)."""
+    extra = []
+    for name in names:
+        if not name.startswith(_BACKBONE_SCOPES) or name in targets:
             continue
-        name, transform = mapping[key]
-        try:
-            values[name] = transform(array, config)
-        except ValueError:
-            raise CheckpointError(f"{directory}: {key} has shape {array.shape}, which does not fit the config "
-                                  f"(d_model {config.d_model}, n_head {config.n_head}, d_head {config.d_head})") from None
-    assign_weights(model, values, directory, report)
-    # The pooled summary is not part of transformers' backbone; everything else must be there.
-    absent = [n for n in report.missing if not n.startswith("sequnece_summary/")]
-    if absent:
-        raise CheckpointError(f"{directory}: missing weights for {', '.join(absent[:10])}"
-                              f"{' ...' if len(absent) > 10 else ''} ({len(absent)} in all)")
-    model.load_report = report
-    return model
+        if name.startswith("decoder/") and not with_decoder:
+            continue
+        extra.append(name)
+    return sorted(extra)
 
 
-def save_pretrained(model, directory: str) -> None:
-    """Writes our format (funnel_config.json + model.safetensors with original names); atomic per directory."""
-    from safetensors.numpy import save_file
-    parent = os.path.dirname(os.path.abspath(directory))
-    os.makedirs(parent, exist_ok=True)
-    staging = file_io.temporary_sibling(os.path.abspath(directory))
-    os.makedirs(staging)
-    try:
-        model.config.to_json(os.path.join(staging, OUR_CONFIG))
-        arrays = {name: np.asarray(variable.numpy()) for name, variable in model.weight_names().items()}
-        save_file(arrays, os.path.join(staging, WEIGHTS), metadata={"format": "funnel_tfm",
-                                                                      "use_decoder": str(model.use_decoder)})
-        if os.path.exists(directory):
-            shutil.rmtree(directory)
-        os.rename(staging, directory)
-    finally:
-        if os.path.exists(staging):
-            shutil.rmtree(staging)
+def _listing(names: list[str], limit: int = 12) -> str:
+    """Names for an error line; 8 or more weights of one layer are folded into `.../layer_k/* (n weights)`."""
+    groups: dict[str, list[str]] = {}
+    for name in sorted(names):
+        match = re.match(r"^(.*?/(?:encoder|decoder)/layer_\d+/)", name)
+        groups.setdefault(match.group(1) if match else name, []).append(name)
+    items = []
+    for key, members in sorted(groups.items(), key=lambda kv: _layer_order(kv[0])):
+        items += [f"{key}* ({len(members)} weights)"] if len(members) >= 8 else members  # a (nearly) whole layer
+    return ", ".join(items[:limit]) + (f" ... ({len(items) - limit} more)" if len(items) > limit else "")
 
 
-def load_ours(directory: str, **model_kwargs):
-    from safetensors import safe_open
+def _layer_order(name: str) -> tuple:
+    match = re.search(r"layer_(\d+)/", name)
+    return (int(match.group(1)) if match else -1, name)
+
+
+def build_checkpoint(config: ModelConfig, state: dict[str, np.ndarray], source: str,
+                     use_decoder: bool | None = None, optimizer_state: dict[str, np.ndarray] | None = None,
+                     report: LoadReport | None = None, source_format: str = "keras",
+                     dtype: Any = None) -> FunnelCheckpoint:
+    """Builds every part the full original names in `state` describe and assigns them, checking shapes.
+
+    Errors (CheckpointError) name the variable and both shapes for a config that does not fit the weights,
+    list missing weights, and list backbone weights the config does not build.
+    """
     from funnel_tfm.modeling import FunnelTFM
-    config = ModelConfig.from_json(os.path.join(directory, OUR_CONFIG))
-    path = os.path.join(directory, WEIGHTS)
+    report = report or LoadReport()
+    optimizer_state = dict(optimizer_state or {})
+    for name in optimizer_state:
+        report.skipped[name] = "optimizer state: kept in FunnelCheckpoint.optimizer_state, written back to original"
+    core = _strip(state, MODEL)
+    generator_names = _strip(state, GENERATOR)
+    for name in state:
+        if not name.startswith((MODEL, GENERATOR)):
+            report.skipped[name] = "outside the model/ and generator/ scopes"
+    with_decoder = any(n.startswith("decoder/") for n in core) if use_decoder is None else use_decoder
+    model = FunnelTFM(config, use_decoder=with_decoder, dtype=dtype)
+    targets = model.weight_names()
+    unexpected = [MODEL + name for name in _unexpected_layers(core, targets, with_decoder)]
+    for name in core:
+        if name.startswith("decoder/") and not with_decoder:
+            report.skipped[MODEL + name] = "decoder weight, and the model was built without the decoder"
+
+    heads, unclaimed = _detect_heads(config, core, model.dtype_policy)
+    if "lm" in heads:
+        heads["lm"] = LMHead(config, model.embedding, name="lm", dtype=model.dtype_policy)
+    for name in unclaimed:
+        report.skipped[MODEL + name] = "no head in this project uses this scope"
+    result = FunnelCheckpoint(model=model, heads=heads, optimizer_state=optimizer_state, report=report,
+                              source_format=source_format)
+    if generator_names:
+        gen_config = _generator_config(config, generator_names, source)
+        result.generator = FunnelTFM(gen_config, use_decoder=any(n.startswith("decoder/") for n in generator_names),
+                                     shared_embedding=model.embedding, name="generator", dtype=dtype)
+        if any(n.startswith(("lm_proj/", "lm_loss/")) for n in generator_names):
+            result.generator_head = LMHead(gen_config, model.embedding, name="generator_lm", dtype=model.dtype_policy)
+
+    targets = result.named_variables()
+    _assign(targets, state, source, report)
+    loaded = set(report.loaded)
+    required = [n for n in targets if n not in loaded
+                and not (n.startswith(MODEL) and n[len(MODEL):].startswith(_OPTIONAL_BACKBONE))]
+    problems = []
+    if unexpected:
+        problems.append(f"{len(unexpected)} weight(s) that the config does not build (block_size "
+                        f"{config.block_size!r}, decoder_size {config.decoder_size!r}, rel_attn_type "
+                        f"{config.rel_attn_type!r}): {_listing(unexpected)}")
+    if required:
+        problems.append(f"{len(required)} required weight(s) missing from the checkpoint: {_listing(sorted(required))}")
+    if problems:
+        raise CheckpointError(f"{source}: " + "; ".join(problems))
+    extra_generator = sorted(GENERATOR + n for n in generator_names if GENERATOR + n not in targets)
+    for name in extra_generator:
+        report.skipped[name] = "generator weight the generator config does not build"
+    report.missing = sorted(n for n in targets if n not in loaded)
+    model.load_report = report
+    return result
+
+
+# ------------------------------------------------------------------------------------------- reading
+def detect_format(path: str) -> str:
+    """"keras" (ours), "hf", "original" or "original_pytorch"; raises CheckpointError naming what was looked for."""
+    if not os.path.isdir(path):
+        if original_format.find_tf_checkpoint(path):
+            return "original"
+        raise CheckpointError(f"{path}: no such directory")
+    if os.path.exists(os.path.join(path, OUR_CONFIG)):
+        return "keras"
+    if os.path.exists(os.path.join(path, hf_format.HF_CONFIG)):
+        return "hf"
+    if original_format.find_config(path):
+        if os.path.exists(os.path.join(path, original_format.PYTORCH_WEIGHTS)) and not \
+                original_format.find_tf_checkpoint(path):
+            return "original_pytorch"
+        return "original"
+    raise CheckpointError(f"{path}: not a checkpoint directory: found none of {OUR_CONFIG} (funnel_tfm), "
+                          f"{hf_format.HF_CONFIG} (Hugging Face), {' / '.join(original_format.CONFIG_NAMES)} "
+                          f"(original release)")
+
+
+def _load_config(path: str) -> ModelConfig:
+    try:
+        return ModelConfig.from_json(path)
+    except ConfigError as error:
+        raise CheckpointError(str(error)) from None
+
+
+def _read_ours(directory: str) -> tuple[ModelConfig, dict[str, np.ndarray], dict[str, str]]:
+    from safetensors import safe_open
+    config = _load_config(os.path.join(directory, OUR_CONFIG))
+    path = os.path.join(directory, OUR_WEIGHTS)
+    if not os.path.exists(path):
+        raise CheckpointError(f"{directory}: no {OUR_WEIGHTS} next to {OUR_CONFIG}")
     try:
         with safe_open(path, framework="numpy") as handle:
             metadata = handle.metadata() or {}
-    except Exception as error:
+            state = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as error:  # safetensors raises its own types for truncated or foreign files
         raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
-    use_decoder = model_kwargs.pop("use_decoder", metadata.get("use_decoder", "True") == "True")
-    model = FunnelTFM(config, use_decoder=use_decoder, **model_kwargs)
-    report = assign_weights(model, _read_safetensors(path), directory, LoadReport())
-    if report.missing:
-        raise CheckpointError(f"{directory}: missing weights for {', '.join(report.missing[:10])}")
-    model.load_report = report
-    return model
+    return config, state, metadata
 
 
-def load_pretrained(path: str, **model_kwargs):
-    """Detects the format of a directory and loads it (see the module docstring)."""
-    if not os.path.isdir(path):
-        raise CheckpointError(f"{path}: not a directory")
-    if os.path.exists(os.path.join(path, OUR_CONFIG)):
-        return load_ours(path, **model_kwargs)
-    if os.path.exists(os.path.join(path, HF_CONFIG)):
-        try:
-            return load_hf(path, **model_kwargs)
-        except ConfigError as error:
-            raise CheckpointError(str(error)) from None
-    raise CheckpointError(f"{path}: found neither {OUR_CONFIG} (funnel_tfm) nor {HF_CONFIG} (Hugging Face)")
+def load_checkpoint(path: str, use_decoder: bool | None = None, dtype: Any = None) -> FunnelCheckpoint:
+    """Reads any supported format (see the module docstring); `use_decoder=False` drops a decoder."""
+    kind = detect_format(path)
+    report = LoadReport()
+    optimizer_state: dict[str, np.ndarray] = {}
+    if kind == "keras":
+        config, state, metadata = _read_ours(path)
+        if use_decoder is None and "use_decoder" in metadata:
+            use_decoder = metadata["use_decoder"] == "True"
+    elif kind == "hf":
+        contents = hf_format.read_hf(path)
+        config, state = contents.config, contents.state
+        report.skipped.update(contents.skipped)
+    elif kind == "original_pytorch":
+        config = _load_config(original_format.find_config(path))
+        state, skipped = original_format.read_pytorch_checkpoint(os.path.join(path, original_format.PYTORCH_WEIGHTS))
+        report.skipped.update(skipped)
+    else:
+        directory = path if os.path.isdir(path) else os.path.dirname(path)
+        config_path = original_format.find_config(directory)
+        if config_path is None:
+            raise CheckpointError(f"{directory}: no {' or '.join(original_format.CONFIG_NAMES)} next to the checkpoint")
+        config = _load_config(config_path)
+        prefix = original_format.find_tf_checkpoint(path)
+        if prefix is None:
+            raise CheckpointError(f"{path}: {os.path.basename(config_path)} but no TF checkpoint (model.ckpt*.index) "
+                                  f"or {original_format.PYTORCH_WEIGHTS}")
+        contents = original_format.read_tf_checkpoint(prefix)
+        state, optimizer_state = contents.state, contents.optimizer_state
+    return build_checkpoint(config, state, path, use_decoder=use_decoder, optimizer_state=optimizer_state,
+                            report=report, source_format=kind, dtype=dtype)
+
+
+def load_pretrained(path: str, use_decoder: bool | None = None, dtype: Any = None):
+    """The backbone of any supported checkpoint (`FunnelTFM.from_pretrained`); `model.load_report` says what loaded."""
+    return load_checkpoint(path, use_decoder=use_decoder, dtype=dtype).model
+
+
+# ------------------------------------------------------------------------------------------- writing
+@dataclasses.dataclass
+class ExportReport:
+    path: str
+    format: str
+    written: int
+    skipped: dict[str, str]
+    detail: str = ""
+
+
+def _write_keras(directory: str, ckpt: FunnelCheckpoint, state: dict[str, np.ndarray]) -> dict[str, str]:
+    from safetensors.numpy import save_file
+    ckpt.config.to_json(os.path.join(directory, OUR_CONFIG))
+    arrays = {name: np.ascontiguousarray(value) for name, value in state.items()}
+    save_file(arrays, os.path.join(directory, OUR_WEIGHTS),
+              metadata={"format": "funnel_tfm", "use_decoder": str(ckpt.model.use_decoder)})
+    return {name: "optimizer state is not part of this format" for name in ckpt.optimizer_state}
+
+
+def _write_original(directory: str, ckpt: FunnelCheckpoint, state: dict[str, np.ndarray]) -> dict[str, str]:
+    ckpt.config.to_json(os.path.join(directory, original_format.CONFIG_NAMES[0]), original=True)
+    original_format.write_tf_checkpoint(directory, state, ckpt.optimizer_state)
+    return {}
+
+
+def export(ckpt: FunnelCheckpoint, directory: str, to: str, overwrite: bool = False) -> ExportReport:
+    """Writes `ckpt` as `to` ("hf", "original" or "keras") into a new directory, atomically.
+
+    Only weights that were loaded or trained are written (weights left at their random init are not).
+    """
+    if to not in FORMATS:
+        raise CheckpointError(f"unknown output format {to!r}; expected one of {', '.join(FORMATS)}")
+    state = ckpt.state()
+    try:
+        with file_io.atomic_directory(directory, overwrite=overwrite) as staging:
+            detail = ""
+            if to == "hf":
+                architecture, skipped = hf_format.write_hf(staging, ckpt.config, state, ckpt.head_specs(),
+                                                           ckpt.model.use_decoder)
+                skipped.update({name: "transformers has no optimizer state in a model directory"
+                                for name in ckpt.optimizer_state})
+                detail = f"transformers class {architecture}"
+            elif to == "original":
+                skipped = _write_original(staging, ckpt, state)
+            else:
+                skipped = _write_keras(staging, ckpt, state)
+    except file_io.OutputExistsError as error:
+        raise CheckpointError(str(error)) from None
+    written = len(state) - len([n for n in skipped if n in state])
+    return ExportReport(path=directory, format=to, written=written, skipped=skipped, detail=detail)
+
+
+def from_model(model, heads: dict[str, Any] | None = None, generator=None, generator_head=None) -> FunnelCheckpoint:
+    """Wraps a model built or trained here (every weight counts as set) for `export`."""
+    return FunnelCheckpoint(model=model, heads=dict(heads or {}), generator=generator, generator_head=generator_head)
+
+
+def save_pretrained(model, directory: str, heads: dict[str, Any] | None = None, overwrite: bool = True) -> None:
+    """Writes a backbone (and heads) in our format, readable by `FunnelTFM.from_pretrained`."""
+    export(from_model(model, heads), directory, to="keras", overwrite=overwrite)

@@ -240,6 +240,14 @@ class ModelConfig:
     def replace(self, **changes: Any) -> "ModelConfig":
         return dataclasses.replace(self, **changes)
 
+    def generator_config(self, width_shrink: float = 0.25) -> "ModelConfig":
+        """The ELECTRA generator: d_model, d_inner and n_head times `width_shrink`, truncated (spec §3.2).
+
+            ModelConfig().generator_config().d_model   # 768 -> 192; d_head and d_embed unchanged
+        """
+        return self.replace(d_model=int(self.d_model * width_shrink), d_inner=int(self.d_inner * width_shrink),
+                            n_head=int(self.n_head * width_shrink))
+
     def to_original_dict(self) -> dict[str, Any]:
         """The 20 keys of the original `net_config.json`."""
         return {key: getattr(self, key) for key in ORIGINAL_KEYS}

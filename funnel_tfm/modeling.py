@@ -87,14 +87,18 @@ class Stage:
 class FunnelTFM(keras.Model):
     """Funnel-Transformer encoder (+ optional decoder) with the pooled summary; see the module docstring."""
 
-    def __init__(self, config: ModelConfig | dict, use_decoder: bool = True, **kwargs) -> None:
+    def __init__(self, config: ModelConfig | dict, use_decoder: bool = True,
+                 shared_embedding: FunnelEmbedding | None = None, **kwargs) -> None:
+        """`shared_embedding`: use another model's `input` layer (the ELECTRA generator shares the
+        discriminator's word table and LayerNorm, spec §3.2); its weights are then not this model's own."""
         super().__init__(**kwargs)
         if isinstance(config, dict):
             config = ModelConfig.from_dict(config)
         self.config = config
         self.use_decoder = use_decoder
         policy = self.dtype_policy
-        self.embedding = FunnelEmbedding(config, name="input", dtype=policy)
+        self.owns_embedding = shared_embedding is None
+        self.embedding = FunnelEmbedding(config, name="input", dtype=policy) if self.owns_embedding else shared_embedding
         self.input_projection = (EinsumDense((config.d_embed,), (config.d_model,), make_initializer(config),
                                              name="input_projection", dtype=policy)
                                  if config.d_embed != config.d_model else None)
@@ -110,6 +114,8 @@ class FunnelTFM(keras.Model):
 
     # ------------------------------------------------------------------------------------ structure
     def get_config(self) -> dict[str, Any]:
+        if not self.owns_embedding:
+            raise NotImplementedError("a FunnelTFM with a shared embedding is rebuilt by its owner, not from config")
         return {"config": self.config.to_dict(), "use_decoder": self.use_decoder, "name": self.name}
 
     @classmethod
@@ -118,13 +124,15 @@ class FunnelTFM(keras.Model):
 
     @classmethod
     def from_pretrained(cls, path: str, **kwargs) -> "FunnelTFM":
-        """Loads a Hugging Face directory (config.json + model.safetensors) or one of ours; see checkpoints.py."""
+        """The backbone of an original (net_config.json + model.ckpt*), Hugging Face or funnel_tfm checkpoint
+        directory; heads and the ELECTRA generator come with `checkpoints.load_checkpoint`."""
         from funnel_tfm import checkpoints  # the checkpoint layer sits above the model layer
         return checkpoints.load_pretrained(path, **kwargs)
 
     def weight_names(self) -> dict[str, Any]:
-        """Original variable names (without the leading `model/`) -> Keras variables."""
-        names = {f"input/{k}": v for k, v in self.embedding.weight_names().items()}
+        """Original variable names (without the leading `model/`) -> Keras variables; a shared embedding is
+        left out (it belongs to the model that owns it)."""
+        names = ({f"input/{k}": v for k, v in self.embedding.weight_names().items()} if self.owns_embedding else {})
         if self.input_projection is not None:
             names.update({f"encoder/input_projection/{k}": v for k, v in self.input_projection.weight_names().items()})
         for layer in self.encoder_layers:

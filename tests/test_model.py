@@ -111,9 +111,9 @@ def test_save_and_load_our_format_round_trip(tmp_path, rng):
 
 
 def test_from_pretrained_errors_name_the_problem(tmp_path):
-    with pytest.raises(CheckpointError, match="not a directory"):
+    with pytest.raises(CheckpointError, match="no such directory"):
         FunnelTFM.from_pretrained(str(tmp_path / "absent"))
-    with pytest.raises(CheckpointError, match="found neither funnel_config.json"):
+    with pytest.raises(CheckpointError, match="not a checkpoint directory: found none of funnel_config.json"):
         FunnelTFM.from_pretrained(str(tmp_path))
     (tmp_path / "config.json").write_text('{"model_type": "funnel", "block_sizes": [1, 1], "d_model": 16}')
     with pytest.raises(CheckpointError, match="no model.safetensors or pytorch_model.bin"):
