@@ -84,8 +84,13 @@ class Stage:
         return tuple(int(p) for p in self.positions)
 
 
+@keras.saving.register_keras_serializable(package="funnel_tfm")
 class FunnelTFM(keras.Model):
-    """Funnel-Transformer encoder (+ optional decoder) with the pooled summary; see the module docstring."""
+    """Funnel-Transformer encoder (+ optional decoder) with the pooled summary; see the module docstring.
+
+    Besides the checkpoint formats of `checkpoints.py`, Keras' own archive works: `model.save("m.keras")`,
+    `keras.models.load_model("m.keras")`.
+    """
 
     def __init__(self, config: ModelConfig | dict, use_decoder: bool = True,
                  shared_embedding: FunnelEmbedding | None = None, **kwargs) -> None:

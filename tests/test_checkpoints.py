@@ -229,7 +229,10 @@ def test_task_heads_through_original_and_back_to_transformers(tmp_path, rng, hf_
     hf_model = make_hf(config, hf_class, **extra)
     hf_model.save_pretrained(tmp_path / "hf")
     from_hf = load_checkpoint(str(tmp_path / "hf"))
-    assert not from_hf.report.skipped and not from_hf.report.missing or hf_class_name == "FunnelForPreTraining"
+    assert not from_hf.report.skipped
+    # FunnelForPreTraining is built on FunnelModel, which has no pooled summary; the other two use it.
+    summary = ["model/sequnece_summary/summary/bias", "model/sequnece_summary/summary/kernel"]
+    assert from_hf.report.missing == (summary if hf_class_name == "FunnelForPreTraining" else [])
     state = from_hf.state()
     directory = original_dir(tmp_path, "orig", config, {**state, **optimizer_slots(state)})
     ckpt = load_checkpoint(directory)

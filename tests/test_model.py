@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -121,6 +122,17 @@ def test_from_pretrained_errors_name_the_problem(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError, match="not a readable safetensors file"):
         FunnelTFM.from_pretrained(str(tmp_path))
+
+
+def test_keras_archive_round_trip(tmp_path, rng):
+    model = FunnelTFM(tiny_config(block_size="2_2"))
+    randomize_weights(model, rng)
+    model.save(str(tmp_path / "m.keras"))
+    loaded = keras.models.load_model(str(tmp_path / "m.keras"))
+    assert isinstance(loaded, FunnelTFM) and loaded.config == model.config
+    inputs = make_inputs(rng, 16, [16, 9])
+    np.testing.assert_array_equal(np.asarray(loaded(inputs)["decoder_output"]),
+                                  np.asarray(model(inputs)["decoder_output"]))
 
 
 def test_get_config_round_trip():
