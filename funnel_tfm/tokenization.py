@@ -1,0 +1,251 @@
+"""WordPiece and SentencePiece tokenizers on tensorflow-text, usable inside tf.data / a model and from Python.
+
+    tok = Tokenizer.from_file("vocab.txt", uncased=True)          # WordPiece (BERT vocab) or a .model (SentencePiece)
+    ids = tok.tokenize(tf.constant(["Hello world!"]))             # in-graph: RaggedTensor [batch, (tokens)] int32
+    tok.encode("Hello world!")                                    # [7592, 2088, 999]
+    ids, starts, ends = tok.encode_with_offsets("Héllo world!")   # character offsets into the original text
+    tok.cls_id, tok.sep_id, tok.pad_id, tok.mask_id, tok.unk_id   # the original's <cls> ... mapped onto [CLS] ...
+
+WordPiece ids equal transformers' BertTokenizerFast (uncased and cased): the normalisation is done here exactly
+as its BertNormalizer does it (drop control characters, NFD, drop accents, per-character lower case, space out
+CJK ideographs) and tensorflow-text's FastBertTokenizer does the splitting and WordPiece. (FastBertTokenizer's
+own normalisation is NFKC case folding, which differs on characters such as U+2011 or final sigma.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import unicodedata
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_text as text
+
+from funnel_tfm import file_io
+
+# The original's special symbols and the BERT-style entries they map onto when the vocab has those instead.
+SPECIAL_SYMBOLS = {"cls": ("<cls>", "[CLS]"), "sep": ("<sep>", "[SEP]"), "pad": ("<pad>", "[PAD]"),
+                   "mask": ("<mask>", "[MASK]"), "unk": ("<unk>", "[UNK]"), "bos": ("<s>",), "eos": ("</s>",),
+                   "eod": ("<eod>",), "eop": ("<eop>",)}
+REQUIRED_FOR_PRETRAINING = ("cls", "sep", "pad", "mask")
+
+_CONTROL = r"[\x00\x{FFFD}]|[^\P{Cc}\t\n\r]|\p{Cf}"
+_CJK = (r"([\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}\x{20000}-\x{2A6DF}\x{2A700}-\x{2B73F}\x{2B740}-\x{2B81F}"
+        r"\x{2B820}-\x{2CEAF}\x{F900}-\x{FAFF}\x{2F800}-\x{2FA1F}])")
+_CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
+               (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
+
+
+class TokenizerError(ValueError):
+    """A vocabulary or model file that cannot be used (names the file and line)."""
+
+
+def read_vocab(path: str) -> list[str]:
+    """One token per line, UTF-8. Errors name the file and line; duplicates are an error (they would shift ids)."""
+    try:
+        with file_io.open_file(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, tf.errors.OpError) as error:
+        raise TokenizerError(f"{path}: cannot read the vocabulary ({error})") from None
+    tokens, seen = [], {}
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            token = line.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError as error:
+            raise TokenizerError(f"{path}:{number}: vocabulary line is not UTF-8 ({error.reason})") from None
+        if not token.strip():
+            if number == len(raw.split(b"\n")):
+                continue  # the final newline
+            raise TokenizerError(f"{path}:{number}: empty vocabulary line (a token per line is expected)")
+        if token in seen:
+            raise TokenizerError(f"{path}:{number}: duplicate token {token!r} (first on line {seen[token]})")
+        seen[token] = number
+        tokens.append(token)
+    if not tokens:
+        raise TokenizerError(f"{path}: empty vocabulary")
+    return tokens
+
+
+def _find_special(vocab_index: dict[str, int], unk_id: int | None) -> dict[str, int | None]:
+    ids = {}
+    for name, symbols in SPECIAL_SYMBOLS.items():
+        ids[name] = next((vocab_index[s] for s in symbols if s in vocab_index), None)
+    return ids
+
+
+@dataclasses.dataclass
+class _Normalised:
+    text: str
+    source: list[int]  # for each normalised character, the index of the original character it came from
+
+
+def _is_cjk(code: int) -> bool:
+    return any(lo <= code <= hi for lo, hi in _CJK_RANGES)
+
+
+def normalise_with_sources(text_: str, lower: bool) -> _Normalised:
+    """The BertNormalizer steps per character in Python, keeping where each output character came from."""
+    out, source = [], []
+    for index, char in enumerate(text_):
+        code = ord(char)
+        if code == 0 or code == 0xFFFD or (unicodedata.category(char) in ("Cc", "Cf") and char not in "\t\n\r"):
+            continue
+        pieces = char
+        if lower:
+            pieces = "".join(c for c in unicodedata.normalize("NFD", char) if unicodedata.category(c) != "Mn")
+            pieces = "".join("σ" if c == "Σ" else c.lower() for c in pieces)
+        if _is_cjk(code):
+            pieces = f" {pieces} "
+        out.append(pieces)
+        source.extend([index] * len(pieces))
+    return _Normalised("".join(out), source)
+
+
+class Tokenizer:
+    """See the module docstring. Build with `Tokenizer.from_file(path, uncased)`."""
+
+    def __init__(self, kind: str, vocab: list[str], uncased: bool, model_proto: bytes | None = None,
+                 source: str = "") -> None:
+        self.kind, self.vocab, self.uncased, self.source = kind, vocab, uncased, source
+        self.vocab_index = {token: i for i, token in enumerate(vocab)}
+        if kind == "wordpiece":
+            unk = "[UNK]" if "[UNK]" in self.vocab_index else "<unk>"
+            if unk not in self.vocab_index:
+                raise TokenizerError(f"{source}: the vocabulary has neither [UNK] nor <unk>")
+            self._wordpiece = text.FastBertTokenizer(vocab=vocab, suffix_indicator="##", max_bytes_per_word=100,
+                                                     token_out_type=tf.int32, unknown_token=unk,
+                                                     lower_case_nfd_strip_accents=False)
+        else:
+            self._sentencepiece = text.SentencepieceTokenizer(model=model_proto, out_type=tf.int32)
+        special = _find_special(self.vocab_index, None)
+        self.special_ids = special
+        self.cls_id, self.sep_id, self.pad_id = special["cls"], special["sep"], special["pad"]
+        self.mask_id, self.unk_id = special["mask"], special["unk"]
+
+    # ------------------------------------------------------------------------------------------ building
+    @classmethod
+    def from_file(cls, path: str, uncased: bool = True) -> "Tokenizer":
+        """A WordPiece vocab (one token per line) or a SentencePiece `.model` file."""
+        if not tf.io.gfile.exists(path):
+            raise TokenizerError(f"{path}: no such vocabulary or SentencePiece model file")
+        if path.endswith(".model"):
+            with file_io.open_file(path, "rb") as handle:
+                proto = handle.read()
+            import sentencepiece
+            processor = sentencepiece.SentencePieceProcessor()
+            try:
+                processor.LoadFromSerializedProto(proto)
+            except Exception as error:  # sentencepiece raises RuntimeError / OSError with its own text
+                raise TokenizerError(f"{path}: not a SentencePiece model ({error})") from None
+            vocab = [processor.IdToPiece(i) for i in range(processor.GetPieceSize())]
+            return cls("sentencepiece", vocab, uncased, model_proto=proto, source=path)
+        return cls("wordpiece", read_vocab(path), uncased, source=path)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def require_special(self, names: tuple[str, ...] = REQUIRED_FOR_PRETRAINING) -> None:
+        missing = [n for n in names if self.special_ids[n] is None]
+        if missing:
+            wanted = ", ".join(" or ".join(SPECIAL_SYMBOLS[n]) for n in missing)
+            raise TokenizerError(f"{self.source}: the vocabulary lacks {wanted}")
+
+    # ------------------------------------------------------------------------------------------ in-graph
+    def normalize(self, strings: tf.Tensor) -> tf.Tensor:
+        """In-graph normalisation (see the module docstring)."""
+        if self.kind == "sentencepiece":
+            return self._sp_preprocess(strings)
+        x = tf.strings.regex_replace(strings, _CONTROL, "")
+        if self.uncased:
+            x = text.normalize_utf8(x, "NFD")
+            x = tf.strings.regex_replace(x, r"\p{Mn}", "")
+            x = tf.strings.regex_replace(x, "Σ", "σ")  # per-character lower case: no final-sigma rule
+            x = tf.strings.lower(x, encoding="utf-8")
+        return tf.strings.regex_replace(x, _CJK, r" \1 ")
+
+    def _sp_preprocess(self, strings: tf.Tensor) -> tf.Tensor:
+        """The original's `preprocess_text`: collapse spaces, normalise quotes, drop accents (NFKD), lower case."""
+        x = tf.strings.strip(tf.strings.regex_replace(strings, r"\s+", " "))
+        x = tf.strings.regex_replace(x, r"``|''|”|“", '"')
+        x = tf.strings.regex_replace(x, r"‘|’", "'")
+        x = text.normalize_utf8(x, "NFKD")
+        x = tf.strings.regex_replace(x, r"\p{Mn}", "")
+        return tf.strings.lower(x, encoding="utf-8") if self.uncased else x
+
+    def tokenize(self, strings: tf.Tensor) -> tf.RaggedTensor:
+        """Strings [batch] -> int32 ids RaggedTensor [batch, (tokens)]; works inside tf.function and tf.data."""
+        strings = tf.convert_to_tensor(strings)
+        normalised = self.normalize(strings)
+        if self.kind == "wordpiece":
+            return self._wordpiece.tokenize(normalised)
+        return self._sentencepiece.tokenize(normalised)
+
+    # ------------------------------------------------------------------------------------------ Python
+    def encode(self, line: str) -> list[int]:
+        return self.tokenize(tf.constant([line]))[0].numpy().tolist()
+
+    def encode_batch(self, lines: list[str]) -> list[list[int]]:
+        if not lines:
+            return []
+        ragged = self.tokenize(tf.constant(lines))
+        values, splits = ragged.flat_values.numpy(), ragged.row_splits.numpy()
+        return [values[splits[i]:splits[i + 1]].tolist() for i in range(len(lines))]
+
+    def encode_with_offsets(self, line: str) -> tuple[list[int], list[int], list[int]]:
+        """(ids, start, end): character offsets [start, end) of each token in `line` (for SQuAD)."""
+        if self.kind == "wordpiece":
+            normalised = normalise_with_sources(line, self.uncased)
+            ids, starts, ends = self._wordpiece.tokenize_with_offsets(tf.constant([normalised.text]))
+        else:
+            normalised = _Normalised(line, list(range(len(line))))
+            ids, starts, ends = self._sentencepiece.tokenize_with_offsets(tf.constant([line]))
+        encoded = normalised.text.encode("utf-8")
+        char_at_byte = np.zeros(len(encoded) + 1, np.int64)  # byte offset -> character offset
+        position = 0
+        for index, char in enumerate(normalised.text):
+            width = len(char.encode("utf-8"))
+            char_at_byte[position:position + width] = index
+            position += width
+        char_at_byte[position] = len(normalised.text)
+        source = normalised.source + [len(line)]
+        out_starts, out_ends = [], []
+        for start, end in zip(starts[0].numpy().tolist(), ends[0].numpy().tolist()):
+            first, last = char_at_byte[start], char_at_byte[end] - 1
+            out_starts.append(source[first])
+            out_ends.append(source[max(last, first)] + 1)
+        return ids[0].numpy().tolist(), out_starts, out_ends
+
+    def decode(self, ids: list[int]) -> str:
+        """Tokens joined by spaces, `##` continuations glued (for reading, not an exact inverse)."""
+        tokens = [self.vocab[i] for i in ids]
+        if self.kind == "sentencepiece":
+            return "".join(tokens).replace("▁", " ").strip()
+        out = []
+        for token in tokens:
+            if token.startswith("##") and out:
+                out[-1] += token[2:]
+            else:
+                out.append(token)
+        return " ".join(out)
+
+    # ---------------------------------------------------------------------------- token classes
+    def is_func_token(self, token: str) -> bool:
+        """The original's functional tokens (`<cls>`, ...), and the BERT-style `[CLS]` ... entries."""
+        if token in ("<unk>", "[UNK]"):
+            return False
+        return (token.startswith("<") and token.endswith(">")) or (token.startswith("[") and token.endswith("]"))
+
+    def start_id_table(self) -> np.ndarray:
+        """bool [vocab]: token begins a word and is not functional (the original's `boundary` rule, §4.3)."""
+        if self.kind == "wordpiece":
+            starts = [not t.startswith("##") for t in self.vocab]
+        else:
+            punctuation = set("!\"#$%&()*+,-./:;?@[\\]^_`{|}~")
+            starts = [t.startswith("▁") or t in punctuation for t in self.vocab]
+        return np.array([s and not self.is_func_token(t) for s, t in zip(starts, self.vocab)], bool)
+
+    def func_id_table(self) -> np.ndarray:
+        return np.array([self.is_func_token(t) for t in self.vocab], bool)
+
+
