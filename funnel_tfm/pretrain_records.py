@@ -215,7 +215,8 @@ def pack_examples(ids: np.ndarray, flags: np.ndarray, seq_len: int, tokenizer: T
 
 def serialize(example: dict[str, np.ndarray]) -> bytes:
     feature = {k: tf.train.Feature(int64_list=tf.train.Int64List(value=v.tolist())) for k, v in example.items()}
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    # deterministic=True: protobuf map order otherwise varies between processes (byte-identical output)
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 # --------------------------------------------------------------------------------------------- writing

@@ -1,0 +1,187 @@
+"""tf.data pipelines for pretraining: records -> online masking -> static-shape batches (spec §4.4-§4.7).
+
+    dataset_fn = pretrain_input_fn(record_dirs=["records"], seq_len=128, batch_size=32, num_predict=20,
+                                   special=MaskingIds.from_tokenizer(tok), sample_strategy="word_span", seed=1)
+    dataset = strategy.distribute_datasets_from_function(dataset_fn)   # or dataset_fn(None) on one device
+
+Every random draw is a stateless op seeded by (seed, example index), so a seed gives the same batches every
+run; the record order is shuffled with the seed and reshuffled each epoch (the original cached the first
+order, Q31). Masking follows the original: `word_span` (MLM: whole-word spans of 1-5 words, p(l) ∝ 1/(l+1))
+or `single_token` (ELECTRA), the remainder filled with single tokens, then 80% [MASK] / 10% random / 10% kept.
+
+Batch fields: `token_ids` (masked), `origin_ids`, `segment_ids`, `padding_mask` (1 = real token),
+`mlm_padding_mask` (also 0 at [MASK]: the original's MLM attention ignores masked keys, Q17), `is_target` [L],
+`target_positions` [K] (ascending, 0 in padding slots), `target` [K], `target_weights` [K] (1 = real slot),
+`target_mapping` [K, L] (one-hot rows).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+SAMPLE_STRATEGIES = ("single_token", "word_span")
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskingIds:
+    cls_id: int
+    sep_id: int
+    pad_id: int
+    mask_id: int
+    vocab_size: int
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer) -> "MaskingIds":
+        tokenizer.require_special()
+        return cls(tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, tokenizer.mask_id, tokenizer.vocab_size)
+
+
+def record_files(record_dirs: list[str], split: str, seq_len: int, uncased: bool, num_passes: int = 1
+                 ) -> tuple[list[str], int]:
+    """(record files, number of examples) from the meta jsons of passes < num_passes, as the original globbed."""
+    case = "uncased" if uncased else "cased"
+    files, examples = [], 0
+    for directory in record_dirs:
+        metas = sorted(tf.io.gfile.glob(os.path.join(directory, f"meta.{split}.pass-*.seq-{seq_len}.{case}.json*")))
+        for meta in metas:
+            pass_id = int(re.search(r"\.pass-(\d+)\.", os.path.basename(meta)).group(1))
+            if pass_id >= num_passes:
+                continue
+            with tf.io.gfile.GFile(meta) as handle:
+                info = json.load(handle)
+            files += [os.path.join(directory, name) for name in info["filenames"]]
+            examples += int(info["num_example"])
+    if not files:
+        raise FileNotFoundError(f"no meta.{split}.pass-*.seq-{seq_len}.{case}.json* with pass < {num_passes} in "
+                                f"{', '.join(record_dirs)} (write them with create_pretrain_data --seq_len={seq_len})")
+    return files, examples
+
+
+def _span_lengths(seed, count: int, min_len: int, max_len: int) -> tf.Tensor:
+    lengths = tf.range(min_len, max_len + 1, dtype=tf.float32)
+    logits = tf.math.log(1.0 / (lengths + 1.0))[None]
+    draw = tf.random.stateless_categorical(logits, count, seed, dtype=tf.int32)[0]
+    return tf.cast(draw + min_len, tf.float32)
+
+
+def _word_span_targets(ids, boundary, special, num_predict: int, stride: int, seeds) -> tf.Tensor:
+    """is_target [L] from whole-word spans (the original's word_span, spec §4.6)."""
+    seq_len = ids.shape[0]
+    non_pad_len = seq_len + 1 - stride
+    chunk = non_pad_len / num_predict / 1.2
+    span_len = _span_lengths(seeds[0], num_predict, 1, 5)
+    u = tf.random.stateless_uniform([num_predict], seeds[1])
+    left = tf.round(u * span_len * (chunk - 1.0))
+    right = tf.round(span_len * chunk) - left
+    begin = tf.cumsum(left) + tf.cumsum(right, exclusive=True)
+    end = begin + span_len
+    valid = end < tf.cast(tf.shape(boundary)[0] - 1, tf.float32)
+    begin = tf.cast(tf.boolean_mask(begin, valid), tf.int32)
+    end = tf.cast(tf.boolean_mask(end, valid), tf.int32)
+    order = tf.argsort(tf.random.stateless_uniform(tf.shape(begin), seeds[2]))
+    begin_tok = tf.gather(boundary, tf.gather(begin, order))
+    end_tok = tf.gather(boundary, tf.gather(end, order))
+    positions = tf.range(seq_len)[None]
+    covered = (positions >= begin_tok[:, None]) & (positions < end_tok[:, None]) & ~special[None]
+    running = tf.reshape(tf.cumsum(tf.reshape(tf.cast(covered, tf.int32), [-1])), tf.shape(covered))
+    kept = covered & (running <= num_predict)
+    return tf.reduce_any(kept, axis=0)
+
+
+def _fill_single_tokens(ids, is_target, excluded, num_predict: int, seed) -> tf.Tensor:
+    """Adds random single-token targets among the non-excluded positions up to num_predict (single_token)."""
+    candidate = ~excluded & ~is_target
+    needed = num_predict - tf.reduce_sum(tf.cast(is_target, tf.int32))
+    keys = tf.random.stateless_uniform(tf.shape(ids), seed) + 2.0 * tf.cast(~candidate, tf.float32)
+    rank = tf.argsort(tf.argsort(keys))
+    return is_target | (candidate & (rank < needed))
+
+
+def make_example_fn(seq_len: int, num_predict: int, ids_: MaskingIds, sample_strategy: str = "single_token",
+                    stride: int = 1, truncate_seq: bool = False, leak_ratio: float = 0.1, rand_ratio: float = 0.1):
+    """(serialized record, seed [2]) -> masked example dict; see the module docstring."""
+    if sample_strategy not in SAMPLE_STRATEGIES:
+        raise ValueError(f"sample_strategy {sample_strategy!r}; expected one of {', '.join(SAMPLE_STRATEGIES)}")
+    if not 0 < num_predict < seq_len - 3:
+        raise ValueError(f"num_predict must be in (0, seq_len - 3) = (0, {seq_len - 3}), got {num_predict}")
+    spec = {"input": tf.io.FixedLenFeature([seq_len], tf.int64), "seg_id": tf.io.FixedLenFeature([seq_len], tf.int64),
+            "boundary": tf.io.VarLenFeature(tf.int64)}
+
+    def example_fn(serialized, seed):
+        features = tf.io.parse_single_example(serialized, spec)
+        ids = tf.cast(features["input"], tf.int32)
+        segments = tf.cast(features["seg_id"], tf.int32)
+        boundary = tf.cast(tf.sparse.to_dense(features["boundary"]), tf.int32)
+        if truncate_seq and stride > 1:  # the last `stride` tokens become [SEP] [PAD]... (spec §4.5)
+            tail = tf.constant([ids_.sep_id] + [ids_.pad_id] * (stride - 1), tf.int32)
+            ids = tf.concat([ids[:seq_len - stride], tail], 0)
+            boundary = tf.boolean_mask(boundary, boundary < seq_len - stride)
+        seeds = tf.random.experimental.stateless_split(seed, 6)
+        special = (ids == ids_.cls_id) | (ids == ids_.sep_id)
+        is_target = tf.zeros([seq_len], tf.bool)
+        if sample_strategy == "word_span":
+            is_target = _word_span_targets(ids, boundary, special, num_predict, stride, seeds[:3])
+        is_target = _fill_single_tokens(ids, is_target, special | (ids == ids_.pad_id), num_predict, seeds[3])
+
+        # 80% [MASK] / 10% random id / 10% kept (spec §4.7).
+        p = tf.random.stateless_uniform([seq_len], seeds[4])
+        random_ids = tf.random.stateless_uniform([seq_len], seeds[5], maxval=ids_.vocab_size, dtype=tf.int32)
+        masked = tf.where(is_target & (p > leak_ratio), ids_.mask_id, ids)
+        if rand_ratio > 0:
+            masked = tf.where(is_target & (p > leak_ratio) & (p < leak_ratio + rand_ratio), random_ids, masked)
+
+        positions = tf.cast(tf.where(is_target)[:, 0], tf.int32)[:num_predict]
+        count = tf.shape(positions)[0]
+        weights = tf.concat([tf.ones([count]), tf.zeros([num_predict - count])], 0)
+        positions = tf.concat([positions, tf.zeros([num_predict - count], tf.int32)], 0)
+        target = tf.gather(ids, positions) * tf.cast(weights, tf.int32)
+        real = tf.cast(masked != ids_.pad_id, tf.int32)
+        return {
+            "token_ids": masked, "origin_ids": ids, "segment_ids": segments, "padding_mask": real,
+            "mlm_padding_mask": real * tf.cast(masked != ids_.mask_id, tf.int32), "is_target": is_target,
+            "target_positions": positions, "target": target, "target_weights": weights,
+            "target_mapping": tf.one_hot(positions, seq_len) * weights[:, None],
+        }
+
+    return example_fn
+
+
+def pretrain_input_fn(record_dirs: list[str], seq_len: int, batch_size: int, num_predict: int,
+                      special: MaskingIds, sample_strategy: str = "single_token", uncased: bool = True,
+                      split: str = "train", num_passes: int = 1, seed: int = 0, stride: int = 1,
+                      truncate_seq: bool = False, shuffle_buffer: int = 20480, repeat: bool = True):
+    """A `fn(input_context) -> tf.data.Dataset` for `strategy.distribute_datasets_from_function`.
+
+    `batch_size` is per replica. With several input pipelines, each reads `files[i::n]` when there are at
+    least n files, else every n-th record.
+    """
+    files, _ = record_files(record_dirs, split, seq_len, uncased, num_passes)
+    example_fn = make_example_fn(seq_len, num_predict, special, sample_strategy, stride, truncate_seq)
+
+    def dataset_fn(input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+        pipelines = input_context.num_input_pipelines if input_context else 1
+        pipeline = input_context.input_pipeline_id if input_context else 0
+        my_files = files[pipeline::pipelines] if len(files) >= pipelines else files
+        dataset = tf.data.Dataset.from_tensor_slices(my_files)
+        dataset = dataset.shuffle(len(my_files), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(8, len(my_files)),
+                                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        if len(files) < pipelines:
+            dataset = dataset.shard(pipelines, pipeline)
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            dataset = dataset.repeat()
+        dataset = dataset.enumerate()
+        base = tf.constant([seed, pipeline], tf.int64)
+        dataset = dataset.map(lambda index, record: example_fn(record, tf.stack([base[0] * 1_000_003 + base[1],
+                                                                                     index])),
+                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+    return dataset_fn

@@ -1,0 +1,231 @@
+"""create_pretrain_data and the pretraining input pipeline on real text (State of the Union, real BERT vocab)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from funnel_tfm import data_fetch, pretrain_records
+from funnel_tfm.input_func_builder import MaskingIds, pretrain_input_fn, record_files
+from funnel_tfm.pretrain_records import DataError, Stats, read_documents, write_task_records
+from funnel_tfm.tokenization import Tokenizer
+
+SEQ_LEN = 64
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Tokenizer:
+    return Tokenizer.from_file(data_fetch.bert_uncased_vocab())
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[str]:
+    return data_fetch.sotu_corpus()[:2]  # 2 of 8 files: ~2.7 MB, ~58 addresses
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory, corpus, tokenizer) -> str:
+    directory = str(tmp_path_factory.mktemp("records"))
+    for task in range(2):
+        write_task_records(corpus, tokenizer, directory, SEQ_LEN, task=task, num_task=2, seed=3, log=lambda _: None)
+    return directory
+
+
+def read_examples(path: str) -> list[dict]:
+    spec = {"input": tf.io.FixedLenFeature([SEQ_LEN], tf.int64), "seg_id": tf.io.FixedLenFeature([SEQ_LEN], tf.int64),
+            "boundary": tf.io.VarLenFeature(tf.int64), "label": tf.io.FixedLenFeature([1], tf.int64)}
+    out = []
+    for record in tf.data.TFRecordDataset(path):
+        parsed = tf.io.parse_single_example(record, spec)
+        out.append({k: (tf.sparse.to_dense(v) if isinstance(v, tf.SparseTensor) else v).numpy()
+                    for k, v in parsed.items()})
+    return out
+
+
+# ------------------------------------------------------------------------------------ create_pretrain_data
+def test_examples_have_the_original_layout(records, tokenizer):
+    files, count = record_files([records], "train", SEQ_LEN, True)
+    assert len(files) == 2 and count > 1000
+    examples = read_examples(files[0])
+    starts = tokenizer.start_id_table()
+    for ex in examples[:300]:
+        ids, seg = ex["input"], ex["seg_id"]
+        assert ids[0] == tokenizer.cls_id and ids[-1] == tokenizer.sep_id
+        seps = np.flatnonzero(ids == tokenizer.sep_id)
+        assert len(seps) == 2
+        a_len = seps[0] - 1
+        np.testing.assert_array_equal(seg, [2] + [0] * (a_len + 1) + [1] * (SEQ_LEN - a_len - 2))
+        np.testing.assert_array_equal(ex["boundary"], list(np.flatnonzero(starts[ids])) + [SEQ_LEN])
+    assert {int(ex["label"][0]) for ex in examples} == {0, 1}
+
+
+def test_fixed_seed_is_byte_identical_and_passes_differ(tmp_path, corpus, tokenizer):
+    def run(directory, pass_id, seed=3):
+        write_task_records(corpus, tokenizer, str(directory), SEQ_LEN, task=0, num_task=2, pass_id=pass_id,
+                           seed=seed, log=lambda _: None)
+        return open(os.path.join(directory, pretrain_records.record_name("train", pass_id, SEQ_LEN, True, 0, 2)),
+                    "rb").read()
+    first, second = run(tmp_path / "a", 0), run(tmp_path / "b", 0)
+    assert first == second
+    assert run(tmp_path / "c", 1) != first
+    assert run(tmp_path / "d", 0, seed=4) != first
+
+
+def test_last_document_of_a_file_is_not_merged_into_the_next(tmp_path, tokenizer):
+    one, two = tmp_path / "1.txt", tmp_path / "2.txt"
+    one.write_text("First document here.\nStill the first.\n\nSecond document, with no empty line after it.")
+    two.write_text("Third document starts the next file.\n")
+    stats = Stats()
+    docs = [read_documents(str(p), tokenizer, 61, stats=stats) for p in (one, two)]
+    assert [len(d) for d in docs] == [2, 1] and stats.documents == 3
+    assert tokenizer.decode(docs[0][1][0].tolist()) == "second document , with no empty line after it ."
+
+
+def test_bad_input_is_named_or_skipped_and_counted(tmp_path, tokenizer):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes("Good line.\n\nAnother good line.\nBroken \xff\xfe line.\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"bad.txt:4: invalid UTF-8 at byte 7"):
+        read_documents(str(bad), tokenizer, 61)
+    stats = Stats()
+    docs = read_documents(str(bad), tokenizer, 61, skip_invalid=True, stats=stats)
+    assert stats.invalid_lines_skipped == 1 and len(docs) == 2
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n  \n")
+    stats = Stats()
+    assert read_documents(str(empty), tokenizer, 61, stats=stats) == [] and stats.empty_files == 1
+    blanks = tmp_path / "blanks.txt"
+    blanks.write_text("A sentence.\n\n\n\n\x07\n\nAnother one.\n")  # a control-only line: a document of no tokens
+    stats = Stats()
+    assert len(read_documents(str(blanks), tokenizer, 61, stats=stats)) == 2
+    assert stats.short_documents_skipped == 1
+    long = tmp_path / "long.txt"
+    long.write_text(" ".join(["word"] * 150) + "\nshort.\n")
+    stats = Stats()
+    (ids, flags), = read_documents(str(long), tokenizer, 61, stats=stats)
+    assert stats.long_lines_split == 1 and stats.sentences == 4 and len(ids) == 152
+    assert [int(n) for n in np.diff(np.flatnonzero(np.diff(flags.astype(int))))] == [61, 28]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "funnel_tfm.create_pretrain_data", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_command_line_parallel_mode_and_errors(tmp_path, corpus):
+    vocab = data_fetch.bert_uncased_vocab()
+    glob = os.path.join(os.path.dirname(corpus[0]), "sotu.0[01].txt")
+    done = run_cli(f"--input_glob={glob}", f"--save_dir={tmp_path / 'p'}", f"--tokenizer_path={vocab}",
+                   f"--seq_len={SEQ_LEN}", "--num_proc=2", "--parallel", "--seed=3")
+    assert done.returncode == 0, done.stderr
+    assert "2 files (0 empty, skipped)" in done.stdout and "2 record files" in done.stdout
+    # The same files as two separate single-task runs (what two hosts would do).
+    for task in range(2):
+        assert run_cli(f"--input_glob={glob}", f"--save_dir={tmp_path / 's'}", f"--tokenizer_path={vocab}",
+                       f"--seq_len={SEQ_LEN}", "--num_proc=2", f"--proc_id={task}", "--seed=3").returncode == 0
+    for name in sorted(os.listdir(tmp_path / "p")):
+        assert (tmp_path / "p" / name).read_bytes() == (tmp_path / "s" / name).read_bytes(), name
+
+    def error_of(*args):
+        result = run_cli(*args)
+        lines = [l for l in result.stderr.splitlines() if l.startswith("create_pretrain_data:")]
+        assert result.returncode == 1 and len(lines) == 1, result.stderr
+        return lines[0]
+    base = [f"--seq_len={SEQ_LEN}"]
+    assert "absent.txt: no such vocabulary" in error_of(f"--input_glob={glob}", f"--save_dir={tmp_path / 'x'}",
+                                                        f"--tokenizer_path={tmp_path / 'absent.txt'}", *base)
+    assert "matches no files" in error_of(f"--input_glob={tmp_path / 'none*.txt'}", f"--save_dir={tmp_path / 'x'}",
+                                          f"--tokenizer_path={vocab}", *base)
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a directory should be")
+    assert "cannot write there" in error_of(f"--input_glob={glob}", f"--save_dir={blocker / 'sub'}",
+                                            f"--tokenizer_path={vocab}", *base)
+
+
+def test_a_crash_while_writing_leaves_no_complete_looking_file(tmp_path, corpus, tokenizer, monkeypatch):
+    calls = {"n": 0}
+    real = pretrain_records.serialize
+
+    def failing(example):
+        calls["n"] += 1
+        if calls["n"] == 100:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-file
+        return real(example)
+    monkeypatch.setattr(pretrain_records, "serialize", failing)
+    with pytest.raises(KeyboardInterrupt):
+        write_task_records(corpus[:1], tokenizer, str(tmp_path), SEQ_LEN, log=lambda _: None)
+    assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------------------- input pipeline
+def take(dataset, batches: int) -> dict:
+    out = [b for _, b in zip(range(batches), dataset)]
+    return {k: np.concatenate([np.asarray(b[k]) for b in out]) for k in out[0]}
+
+
+@pytest.mark.parametrize("strategy", ["single_token", "word_span"])
+def test_masking_statistics_on_real_data(records, tokenizer, strategy):
+    ids = MaskingIds.from_tokenizer(tokenizer)
+    num_predict = 10
+    batch = take(pretrain_input_fn([records], SEQ_LEN, 32, num_predict, ids, strategy, seed=1)(None), 25)
+    target = batch["is_target"]
+    origin, masked = batch["origin_ids"], batch["token_ids"]
+    assert (target.sum(1) == num_predict).all()  # every example gets exactly num_predict targets
+    assert not (np.isin(origin, [ids.cls_id, ids.sep_id, ids.pad_id]) & target).any()
+    assert (masked[~target] == origin[~target]).all()  # only targets are corrupted
+    n = target.sum()
+    mask_rate = ((masked == ids.mask_id) & target).sum() / n
+    keep_rate = ((masked == origin) & target).sum() / n
+    assert abs(mask_rate - 0.8) < 0.03 and abs(keep_rate - 0.1) < 0.025  # 8,000 targets: 3-sigma ~ 0.013
+    # target positions, mapping and targets agree
+    rows = np.arange(len(target))[:, None]
+    assert target[rows, batch["target_positions"]].all()
+    np.testing.assert_array_equal(batch["target"], origin[rows, batch["target_positions"]])
+    np.testing.assert_array_equal(batch["target_mapping"].argmax(-1), batch["target_positions"])
+    assert (batch["mlm_padding_mask"] == ((masked != ids.mask_id) & (masked != ids.pad_id))).all()
+    # spans: contiguous runs of targets, counted in words
+    starts = tokenizer.start_id_table()
+    words = []
+    for row in range(len(target)):
+        t = 0
+        while t < SEQ_LEN:
+            if target[row, t]:
+                s = t
+                while t < SEQ_LEN and target[row, t]:
+                    t += 1
+                words.append(int(starts[origin[row, s:t]].sum()) + (0 if starts[origin[row, s]] else 1))
+            t += 1
+    histogram = np.bincount(words, minlength=6) / len(words)
+    if strategy == "single_token":
+        assert histogram[1] > 0.8  # isolated tokens, rare neighbours by chance
+    else:
+        # p(l) ∝ 1/(l+1) on 1..5 gives .345/.230/.172/.138/.115, plus single-token fill and spans cut at num_predict
+        assert max(words) <= 5 + 1 and 0.25 < histogram[1] < 0.55 and histogram[2] > 0.15 and histogram[5] > 0.04
+
+
+def test_pipeline_is_reproducible_and_shards(records, tokenizer):
+    ids = MaskingIds.from_tokenizer(tokenizer)
+    make = lambda seed: pretrain_input_fn([records], SEQ_LEN, 8, 10, ids, "word_span", seed=seed)  # noqa: E731
+    first, again, other = take(make(5)(None), 3), take(make(5)(None), 3), take(make(6)(None), 3)
+    for key in first:
+        np.testing.assert_array_equal(first[key], again[key])
+    assert not np.array_equal(first["token_ids"], other["token_ids"])
+    contexts = [tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=i, num_replicas_in_sync=2)
+                for i in range(2)]
+    shards = [take(make(5)(c).unbatch().batch(1), 50)["origin_ids"] for c in contexts]
+    files, _ = record_files([records], "train", SEQ_LEN, True)
+    for shard, path in zip(shards, files):  # one file per pipeline
+        known = {tuple(ex["input"]) for ex in read_examples(path)}
+        assert all(tuple(row) in known for row in shard)
+
+
+def test_truncate_seq_ends_with_sep_and_pads(records, tokenizer):
+    ids = MaskingIds.from_tokenizer(tokenizer)
+    batch = take(pretrain_input_fn([records], SEQ_LEN, 8, 10, ids, "word_span", stride=4, truncate_seq=True,
+                                   seed=2)(None), 2)
+    assert (batch["origin_ids"][:, -4] == ids.sep_id).all() and (batch["origin_ids"][:, -3:] == ids.pad_id).all()
+    assert (batch["padding_mask"][:, -3:] == 0).all() and not batch["is_target"][:, -4:].any()
