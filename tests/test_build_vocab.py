@@ -1,0 +1,60 @@
+"""Building a vocabulary from real text with one command, then tokenizing and packing with it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from funnel_tfm import data_fetch
+from funnel_tfm.pretrain_records import write_task_records
+from funnel_tfm.tokenization import Tokenizer
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory) -> str:
+    """The first 3,000 lines (~400 KB) of the real corpus."""
+    with open(data_fetch.sotu_corpus()[0], encoding="utf-8") as handle:
+        lines = handle.readlines()[:3000]
+    path = tmp_path_factory.mktemp("corpus") / "part.txt"
+    path.write_text("".join(lines), encoding="utf-8")
+    return str(path)
+
+
+def build(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "funnel_tfm.build_vocab", *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "sentencepiece"])
+def test_build_vocab_then_tokenize_and_pack(tmp_path, small_corpus, kind):
+    output = str(tmp_path / ("vocab.txt" if kind == "wordpiece" else "spm"))
+    done = build(f"--input_glob={small_corpus}", f"--output={output}", f"--type={kind}", "--vocab_size=1000")
+    assert done.returncode == 0, done.stderr
+    path = output if kind == "wordpiece" else output + ".model"
+    tokenizer = Tokenizer.from_file(path)
+    tokenizer.require_special()
+    assert 800 < tokenizer.vocab_size <= 1000
+    line = "The Congress shall assemble at least once in every year."
+    ids = tokenizer.encode(line)
+    assert tokenizer.unk_id not in ids and len(ids) >= 10
+    if kind == "sentencepiece":
+        import sentencepiece
+        processor = sentencepiece.SentencePieceProcessor(model_file=path)
+        assert ids == processor.encode(line.lower())
+        assert (tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, tokenizer.mask_id) == (2, 3, 0, 4)
+    else:
+        assert tokenizer.vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    stats = write_task_records([small_corpus], tokenizer, str(tmp_path / "records"), 64, log=lambda _: None)
+    assert stats.examples > 100
+    assert sum(1 for _ in tf.data.TFRecordDataset(
+        tf.io.gfile.glob(os.path.join(tmp_path, "records", "data.*")))) == stats.examples
+
+
+def test_build_vocab_error_for_no_input(tmp_path):
+    done = build(f"--input_glob={tmp_path / 'none*.txt'}", f"--output={tmp_path / 'v.txt'}")
+    assert done.returncode == 1 and "matches no files" in done.stderr
+    assert not (tmp_path / "v.txt").exists()
