@@ -77,6 +77,7 @@ def _find_special(vocab_index: dict[str, int], unk_id: int | None) -> dict[str, 
 class _Normalised:
     text: str
     source: list[int]  # for each normalised character, the index of the original character it came from
+    source_end: list[int] | None = None  # where that source ends, when it is longer than one character
 
 
 def _is_cjk(code: int) -> bool:
@@ -99,6 +100,40 @@ def normalise_with_sources(text_: str, lower: bool) -> _Normalised:
         out.append(pieces)
         source.extend([index] * len(pieces))
     return _Normalised("".join(out), source)
+
+
+_SP_QUOTES = {"”": '"', "“": '"', "‘": "'", "’": "'"}
+
+
+def sp_preprocess_with_sources(text_: str, lower: bool) -> _Normalised:
+    """The original's SentencePiece `preprocess_text` per character (whitespace runs collapsed and stripped,
+    curly quotes straightened, NFKD without combining marks, lower case), keeping source indices. The two-character
+    ``/'' -> " replacement is the one step that is not per character: its '"' covers both source characters."""
+    out, source, source_end, index = [], [], [], 0
+    while index < len(text_):
+        char, width = text_[index], 1
+        if text_[index:index + 2] in ("``", "''"):
+            char, width = '"', 2
+        if char.isspace():
+            if out and out[-1] != " ":
+                out.append(" ")
+                source.append(index)
+                source_end.append(index + 1)
+            index += width
+            continue
+        pieces = _SP_QUOTES.get(char, char)
+        pieces = "".join(c for c in unicodedata.normalize("NFKD", pieces) if not unicodedata.combining(c))
+        if lower:
+            pieces = pieces.lower()
+        out.extend(pieces)
+        source.extend([index] * len(pieces))
+        source_end.extend([index + width] * len(pieces))
+        index += width
+    if out and out[-1] == " ":
+        out.pop()
+        source.pop()
+        source_end.pop()
+    return _Normalised("".join(out), source, source_end)
 
 
 class Tokenizer:
@@ -198,8 +233,8 @@ class Tokenizer:
             normalised = normalise_with_sources(line, self.uncased)
             ids, starts, ends = self._wordpiece.tokenize_with_offsets(tf.constant([normalised.text]))
         else:
-            normalised = _Normalised(line, list(range(len(line))))
-            ids, starts, ends = self._sentencepiece.tokenize_with_offsets(tf.constant([line]))
+            normalised = sp_preprocess_with_sources(line, self.uncased)
+            ids, starts, ends = self._sentencepiece.tokenize_with_offsets(tf.constant([normalised.text]))
         encoded = normalised.text.encode("utf-8")
         char_at_byte = np.zeros(len(encoded) + 1, np.int64)  # byte offset -> character offset
         position = 0
@@ -209,11 +244,12 @@ class Tokenizer:
             position += width
         char_at_byte[position] = len(normalised.text)
         source = normalised.source + [len(line)]
+        source_end = (normalised.source_end or [i + 1 for i in normalised.source]) + [len(line)]
         out_starts, out_ends = [], []
         for start, end in zip(starts[0].numpy().tolist(), ends[0].numpy().tolist()):
             first, last = char_at_byte[start], char_at_byte[end] - 1
             out_starts.append(source[first])
-            out_ends.append(source[max(last, first)] + 1)
+            out_ends.append(source_end[max(last, first)])
         return ids[0].numpy().tolist(), out_starts, out_ends
 
     def decode(self, ids: list[int]) -> str:

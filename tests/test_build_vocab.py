@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from funnel_tfm import data_fetch
 from funnel_tfm.pretrain_records import write_task_records
-from funnel_tfm.tokenization import Tokenizer
+from funnel_tfm.tokenization import Tokenizer, sp_preprocess_with_sources
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,16 @@ def test_build_vocab_then_tokenize_and_pack(tmp_path, small_corpus, kind):
         processor = sentencepiece.SentencePieceProcessor(model_file=path)
         assert ids == processor.encode(line.lower())
         assert (tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, tokenizer.mask_id) == (2, 3, 0, 4)
+        # offsets into the original text, with the original's preprocessing (case, quotes, accents, spaces)
+        hard = "  “Naïve”  CAFÉ ‘quotes’   and ``more''  "
+        ids, starts, ends = tokenizer.encode_with_offsets(hard)
+        assert ids == tokenizer.encode(hard)
+        assert all(a < b for a, b in zip(starts, ends)) and starts == sorted(starts)
+        for token_id, a, b in zip(ids, starts, ends):
+            if token_id == tokenizer.unk_id:
+                continue  # e.g. "'" is not among the 1,000 pieces
+            piece = tokenizer.vocab[token_id].replace("▁", "")
+            assert piece in sp_preprocess_with_sources(hard[a:b], True).text.replace(" ", ""), (piece, hard[a:b])
     else:
         assert tokenizer.vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     stats = write_task_records([small_corpus], tokenizer, str(tmp_path / "records"), 64, log=lambda _: None)
