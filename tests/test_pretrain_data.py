@@ -229,3 +229,15 @@ def test_truncate_seq_ends_with_sep_and_pads(records, tokenizer):
                                    seed=2)(None), 2)
     assert (batch["origin_ids"][:, -4] == ids.sep_id).all() and (batch["origin_ids"][:, -3:] == ids.pad_id).all()
     assert (batch["padding_mask"][:, -3:] == 0).all() and not batch["is_target"][:, -4:].any()
+
+
+def test_non_local_paths_go_through_tf_io_gfile(corpus, tokenizer):
+    """gs:// cannot be reached here; TensorFlow's ram:// file system takes the same tf.io.gfile code path."""
+    tf.io.gfile.makedirs("ram://funnel_corpus")
+    tf.io.gfile.copy(corpus[0], "ram://funnel_corpus/part.txt", overwrite=True)
+    files = tf.io.gfile.glob("ram://funnel_corpus/*.txt")
+    stats = write_task_records(files, tokenizer, "ram://funnel_records", SEQ_LEN, log=lambda _: None)
+    assert stats.examples > 1000
+    batch = next(iter(pretrain_input_fn(["ram://funnel_records"], SEQ_LEN, 4, 10,
+                                        MaskingIds.from_tokenizer(tokenizer))(None)))
+    assert batch["token_ids"].shape == (4, SEQ_LEN)
