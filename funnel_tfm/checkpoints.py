@@ -106,12 +106,13 @@ def _strip(state: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     return {name[len(prefix):]: value for name, value in state.items() if name.startswith(prefix)}
 
 
-def _detect_heads(config: ModelConfig, names: dict[str, np.ndarray], policy) -> tuple[dict[str, Any], list[str]]:
+def _detect_heads(config: ModelConfig, names: dict[str, np.ndarray], model) -> tuple[dict[str, Any], list[str]]:
     """Heads whose scopes appear among `model/` names (without the prefix); returns (heads, unclaimed names)."""
     heads: dict[str, Any] = {}
+    policy = model.dtype_policy
     scopes = {name.split("/", 1)[0] for name in names if not name.startswith(_BACKBONE_SCOPES)}
     if scopes & {"lm_proj", "lm_loss"}:
-        heads["lm"] = None  # built by the caller, which holds the embedding
+        heads["lm"] = LMHead(config, model.embedding, name="lm", dtype=policy)  # tied to the model's table
     if scopes & {"binary_proj", "binary_loss"}:
         heads["binary"] = DiscriminatorHead(config, name="binary", dtype=policy)
     if scopes & {"start_logits", "end_logits", "answer_class"}:
@@ -123,8 +124,7 @@ def _detect_heads(config: ModelConfig, names: dict[str, np.ndarray], policy) -> 
         kernel = names.get(f"{scope}/logit/kernel")
         if kernel is not None and kernel.ndim == 2 and scope not in heads:
             heads[scope] = ClassificationHead(config, n_class=kernel.shape[1], scope=scope, dtype=policy)
-    claimed = ({"lm_proj", "lm_loss"} if "lm" in heads else set()) | set().union(
-        *(h.scope_names() for h in heads.values() if h is not None))
+    claimed = set().union(*(head.scope_names() for head in heads.values()))
     unclaimed = sorted(n for n in names if not n.startswith(_BACKBONE_SCOPES) and n.split("/", 1)[0] not in claimed)
     return heads, unclaimed
 
@@ -207,9 +207,7 @@ def build_checkpoint(config: ModelConfig, state: dict[str, np.ndarray], source: 
         if name.startswith("decoder/") and not with_decoder:
             report.skipped[MODEL + name] = "decoder weight, and the model was built without the decoder"
 
-    heads, unclaimed = _detect_heads(config, core, model.dtype_policy)
-    if "lm" in heads:
-        heads["lm"] = LMHead(config, model.embedding, name="lm", dtype=model.dtype_policy)
+    heads, unclaimed = _detect_heads(config, core, model)
     for name in unclaimed:
         report.skipped[MODEL + name] = "no head in this project uses this scope"
     result = FunnelCheckpoint(model=model, heads=heads, optimizer_state=optimizer_state, report=report,
@@ -272,17 +270,11 @@ def _load_config(path: str) -> ModelConfig:
 
 
 def _read_ours(directory: str) -> tuple[ModelConfig, dict[str, np.ndarray], dict[str, str]]:
-    from safetensors import safe_open
     config = _load_config(os.path.join(directory, OUR_CONFIG))
     path = os.path.join(directory, OUR_WEIGHTS)
     if not os.path.exists(path):
         raise CheckpointError(f"{directory}: no {OUR_WEIGHTS} next to {OUR_CONFIG}")
-    try:
-        with safe_open(path, framework="numpy") as handle:
-            metadata = handle.metadata() or {}
-            state = {key: handle.get_tensor(key) for key in handle.keys()}
-    except Exception as error:  # safetensors raises its own types for truncated or foreign files
-        raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
+    state, metadata = hf_format.read_safetensors(path)
     return config, state, metadata
 
 

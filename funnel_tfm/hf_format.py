@@ -144,10 +144,12 @@ class HFContents:
     architecture: str
 
 
-def _read_safetensors(path: str) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load_file
+def read_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """(tensors, metadata) of a safetensors file, without torch; errors name the file."""
+    from safetensors import safe_open
     try:
-        return load_file(path)
+        with safe_open(path, framework="numpy") as handle:
+            return {key: handle.get_tensor(key) for key in handle.keys()}, handle.metadata() or {}
     except Exception as error:  # safetensors raises its own error types for truncated / foreign files
         raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
 
@@ -172,7 +174,7 @@ def read_hf_tensors(directory: str) -> dict[str, np.ndarray]:
     safetensors_path = os.path.join(directory, HF_WEIGHTS)
     torch_path = os.path.join(directory, HF_TORCH_WEIGHTS)
     if os.path.exists(safetensors_path):
-        return _read_safetensors(safetensors_path)
+        return read_safetensors(safetensors_path)[0]
     if os.path.exists(torch_path):
         return _read_torch_bin(torch_path)
     raise CheckpointError(f"{directory}: no {HF_WEIGHTS} or {HF_TORCH_WEIGHTS}")

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -131,7 +132,7 @@ def test_legacy_names_bfloat16_and_checkpoint_prefix(tmp_path, rng):
         if name.startswith("model/sequnece_summary"):
             continue
         if name == "model/encoder/layer_0/ff/layer_1/kernel":
-            expected = value.astype(__import__("ml_dtypes").bfloat16).astype(np.float32)
+            expected = value.astype(ml_dtypes.bfloat16).astype(np.float32)
             np.testing.assert_array_equal(got[name], expected)
         else:
             np.testing.assert_array_equal(got[name], value, err_msg=name)
