@@ -11,7 +11,6 @@ how the paper compares Funnel with the standard Transformer; parameters are give
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -20,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 from absl import app, flags
 
+from funnel_tfm import config_flags
 from funnel_tfm.config import NAMED_CONFIGS, ConfigError, ModelConfig, load_config
 from funnel_tfm.flops import count_parameters, flops_per_token
 
@@ -34,28 +34,6 @@ flags.DEFINE_integer("batch_size", 1, "Batch size of the timed forward pass.")
 flags.DEFINE_integer("repeats", 3, "Timed repetitions (median is reported).")
 flags.DEFINE_boolean("jit_compile", False, "Compile the timed forward pass with XLA.")
 flags.DEFINE_string("json_output", None, "Also write the rows as json to this file.")
-
-_FIELD_FLAGS = {}
-for _field in dataclasses.fields(ModelConfig):
-    _help = f"Override config key {_field.name} (makes a 'custom' config)."
-    if _field.type in ("int", int):
-        _FIELD_FLAGS[_field.name] = flags.DEFINE_integer(_field.name, None, _help)
-    elif _field.type in ("float", float):
-        _FIELD_FLAGS[_field.name] = flags.DEFINE_float(_field.name, None, _help)
-    elif _field.type in ("bool", bool):
-        _FIELD_FLAGS[_field.name] = flags.DEFINE_boolean(_field.name, None, _help)
-    else:
-        _FIELD_FLAGS[_field.name] = flags.DEFINE_string(_field.name, None, _help)
-
-
-def custom_config(config_path: str | None, overrides: dict) -> ModelConfig | None:
-    """The --config file with flag overrides, or the defaults with overrides; None when neither is given."""
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if config_path is None and not overrides:
-        return None
-    base = load_config(config_path) if config_path else ModelConfig()
-    return ModelConfig.from_dict({**base.to_dict(), **overrides}, "flags")
-
 
 def measure_forward_ms(config: ModelConfig, seq_len: int, batch_size: int, repeats: int, jit_compile: bool) -> float:
     import keras
@@ -121,7 +99,7 @@ def main(argv: list[str]) -> None:
     try:
         seq_lens = [int(s) for s in FLAGS.seq_lens]
         configs = {name: NAMED_CONFIGS[name] if name in NAMED_CONFIGS else load_config(name) for name in FLAGS.models}
-        custom = custom_config(FLAGS.config, {k: f.value for k, f in _FIELD_FLAGS.items()})
+        custom = config_flags.config_from_flags(FLAGS.config)
         if custom is not None:
             configs["custom"] = custom
         baseline = load_config(FLAGS.baseline)

@@ -58,9 +58,21 @@ def record_files(record_dirs: list[str], split: str, seq_len: int, uncased: bool
             files += [os.path.join(directory, name) for name in info["filenames"]]
             examples += int(info["num_example"])
     if not files:
+        present = sorted({re.sub(r"^meta\.|\.json.*$", "", os.path.basename(m)) for d in record_dirs
+                          for m in tf.io.gfile.glob(os.path.join(d, "meta.*.json*"))})
+        found = f"; found: {', '.join(present)}" if present else "; no meta.*.json* files there at all"
         raise FileNotFoundError(f"no meta.{split}.pass-*.seq-{seq_len}.{case}.json* with pass < {num_passes} in "
-                                f"{', '.join(record_dirs)} (write them with create_pretrain_data --seq_len={seq_len})")
+                                f"{', '.join(record_dirs)} (write them with create_pretrain_data --seq_len={seq_len})"
+                                f"{found}")
     return files, examples
+
+
+def first_record_ids(files: list[str], seq_len: int) -> "np.ndarray":
+    """Token ids of the first record of the first file, to check records against a model's vocabulary."""
+    for serialized in tf.data.TFRecordDataset(files[:1]).take(1):
+        example = tf.io.parse_single_example(serialized, {"input": tf.io.FixedLenFeature([seq_len], tf.int64)})
+        return example["input"].numpy()
+    raise FileNotFoundError(f"{files[0]}: empty record file")
 
 
 def _span_lengths(seed, count: int, min_len: int, max_len: int) -> tf.Tensor:
@@ -142,44 +154,71 @@ def make_example_fn(seq_len: int, num_predict: int, ids_: MaskingIds, sample_str
         positions = tf.concat([positions, tf.zeros([num_predict - count], tf.int32)], 0)
         target = tf.gather(ids, positions) * tf.cast(weights, tf.int32)
         real = tf.cast(masked != ids_.pad_id, tf.int32)
-        return {
+        example = {
             "token_ids": masked, "origin_ids": ids, "segment_ids": segments, "padding_mask": real,
             "mlm_padding_mask": real * tf.cast(masked != ids_.mask_id, tf.int32), "is_target": is_target,
             "target_positions": positions, "target": target, "target_weights": weights,
             "target_mapping": tf.one_hot(positions, seq_len) * weights[:, None],
         }
+        for key in ("target_positions", "target", "target_weights"):  # static shapes: XLA compiles once
+            example[key] = tf.ensure_shape(example[key], [num_predict])
+        example["target_mapping"] = tf.ensure_shape(example["target_mapping"], [num_predict, seq_len])
+        return example
 
     return example_fn
+
+
+SHARDINGS = ("files", "global_batch")
 
 
 def pretrain_input_fn(record_dirs: list[str], seq_len: int, batch_size: int, num_predict: int,
                       special: MaskingIds, sample_strategy: str = "single_token", uncased: bool = True,
                       split: str = "train", num_passes: int = 1, seed: int = 0, stride: int = 1,
-                      truncate_seq: bool = False, shuffle_buffer: int = 20480, repeat: bool = True):
+                      truncate_seq: bool = False, shuffle_buffer: int = 20480, repeat: bool = True,
+                      start_step: int = 0, sharding: str = "files"):
     """A `fn(input_context) -> tf.data.Dataset` for `strategy.distribute_datasets_from_function`.
 
-    `batch_size` is per replica. With several input pipelines, each reads `files[i::n]` when there are at
-    least n files, else every n-th record.
+    `batch_size` is per replica. `sharding="files"`: each input pipeline reads `files[i::n]` (every n-th record
+    when there are fewer files than pipelines): scalable, but the global batch depends on the number of
+    pipelines. `sharding="global_batch"`: every pipeline reads the whole stream and keeps its slice of each
+    global batch, so any number of hosts sees exactly the batches of one device (each host reads everything).
+
+    `start_step` resumes the stream after that many global batches: the pipeline is a pure function of the
+    seed, so skipping the records consumed so far (before parsing and masking, the costly part) continues the
+    exact sequence an uninterrupted run would have read.
     """
+    if sharding not in SHARDINGS:
+        raise ValueError(f"sharding {sharding!r}; expected one of {', '.join(SHARDINGS)}")
     files, _ = record_files(record_dirs, split, seq_len, uncased, num_passes)
     example_fn = make_example_fn(seq_len, num_predict, special, sample_strategy, stride, truncate_seq)
 
     def dataset_fn(input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
         pipelines = input_context.num_input_pipelines if input_context else 1
         pipeline = input_context.input_pipeline_id if input_context else 0
-        my_files = files[pipeline::pipelines] if len(files) >= pipelines else files
+        replicas = input_context.num_replicas_in_sync if input_context else 1
+        per_pipeline = batch_size * replicas // pipelines  # examples of one global batch read by this pipeline
+        by_files = sharding == "files"
+        my_files = files[pipeline::pipelines] if by_files and len(files) >= pipelines else files
         dataset = tf.data.Dataset.from_tensor_slices(my_files)
         dataset = dataset.shuffle(len(my_files), seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(8, len(my_files)),
                                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        if len(files) < pipelines:
+        if by_files and len(files) < pipelines:
             dataset = dataset.shard(pipelines, pipeline)
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         if repeat:
             dataset = dataset.repeat()
         dataset = dataset.enumerate()
-        base = tf.constant([seed, pipeline], tf.int64)
-        dataset = dataset.map(lambda index, record: example_fn(record, tf.stack([base[0] * 1_000_003 + base[1],
+        if by_files:
+            dataset = dataset.skip(start_step * per_pipeline)
+            stream = pipeline
+        else:  # one stream for all: the example index (the masking seed) is the global one
+            global_batch = per_pipeline * pipelines
+            dataset = dataset.skip(start_step * global_batch)
+            dataset = dataset.filter(lambda index, _: (index % global_batch) // per_pipeline == pipeline)
+            stream = 0
+        base = seed * 1_000_003 + stream
+        dataset = dataset.map(lambda index, record: example_fn(record, tf.stack([tf.constant(base, tf.int64),
                                                                                      index])),
                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,44 @@
+"""absl flags for every ModelConfig key, shared by the entry points (importing this module defines them).
+
+    from funnel_tfm import config_flags
+    config = config_flags.config_from_flags(FLAGS.model_config)   # --d_model=256 etc. override the base
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from absl import flags
+
+from funnel_tfm.config import ModelConfig, load_config
+
+_FIELD_FLAGS = {}
+for _field in dataclasses.fields(ModelConfig):
+    _help = f"Override config key {_field.name}."
+    if _field.type in ("int", int):
+        _FIELD_FLAGS[_field.name] = flags.DEFINE_integer(_field.name, None, _help)
+    elif _field.type in ("float", float):
+        _FIELD_FLAGS[_field.name] = flags.DEFINE_float(_field.name, None, _help)
+    elif _field.type in ("bool", bool):
+        _FIELD_FLAGS[_field.name] = flags.DEFINE_boolean(_field.name, None, _help)
+    else:
+        _FIELD_FLAGS[_field.name] = flags.DEFINE_string(_field.name, None, _help)
+
+
+def overrides() -> dict:
+    """The config keys given on the command line."""
+    return {name: flag.value for name, flag in _FIELD_FLAGS.items() if flag.value is not None}
+
+
+def custom_config(config_path: str | None, changes: dict) -> ModelConfig | None:
+    """`config_path` (a named config, json or directory) with `changes`, or the defaults with `changes`;
+    None when neither is given."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not config_path and not changes:
+        return None
+    base = load_config(config_path) if config_path else ModelConfig()
+    return ModelConfig.from_dict({**base.to_dict(), **changes}, "flags")
+
+
+def config_from_flags(config_path: str | None) -> ModelConfig | None:
+    return custom_config(config_path, overrides())
