@@ -137,7 +137,8 @@ class AdamW(tf.Module):
                  loss_scale: DynamicLossScale | None = None) -> None:
         super().__init__(name="adamw")
         self.names = list(variables)
-        self.variables_ = [getattr(v, "value", v) for v in variables.values()]  # the tf.Variable under Keras'
+        # The tf.Variable under a Keras variable (the one a distribution strategy mirrors).
+        self.variables_ = [v.value if isinstance(v, keras.Variable) else v for v in variables.values()]
         self.learning_rate = learning_rate
         self.weight_decay, self.beta1, self.beta2, self.epsilon = weight_decay, beta1, beta2, epsilon
         self.adam_correction, self.clip_norm, self.loss_scale = adam_correction, clip_norm, loss_scale

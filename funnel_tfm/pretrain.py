@@ -170,6 +170,8 @@ def train() -> int:
 
     tf.get_logger().setLevel("ERROR")  # TensorFlow's per-save INFO lines would drown the progress lines
     _configure_devices()
+    # The strategy first: MultiWorkerMirroredStrategy must configure collectives before TensorFlow runs any op.
+    strategy = make_strategy(FLAGS.strategy, FLAGS.tpu)
     tokenizer = Tokenizer.from_file(FLAGS.tokenizer_path, uncased=FLAGS.uncased)
     special = MaskingIds.from_tokenizer(tokenizer)
     init = checkpoints.load_checkpoint(FLAGS.init_checkpoint) if FLAGS.init_checkpoint else None
@@ -184,7 +186,6 @@ def train() -> int:
         raise ValueError(f"{files[0]} holds token id {largest}, but the model's vocab_size is {config.vocab_size}: "
                          f"the records were written with another vocabulary")
 
-    strategy = make_strategy(FLAGS.strategy, FLAGS.tpu)
     replicas = strategy.num_replicas_in_sync
     if FLAGS.train_batch_size % replicas:
         raise ValueError(f"--train_batch_size={FLAGS.train_batch_size} is not divisible by the {replicas} replicas")

@@ -34,6 +34,7 @@ from funnel_tfm.heads import DiscriminatorHead, LMHead
 from funnel_tfm.modeling import FunnelTFM
 
 LOSS_TYPES = ("mlm", "electra")
+_SUMMARY = "model/sequnece_summary/"
 
 
 def gumbel_max_sample(logits: tf.Tensor, example_seeds: tf.Tensor) -> tf.Tensor:
@@ -92,18 +93,32 @@ class PretrainingParts:
     def checkpoint_view(self) -> FunnelCheckpoint:
         """The parts under the original's names (for export, init from checkpoints, layer ids)."""
         heads = {"lm": self.lm_head} if self.lm_head is not None else {"binary": self.discriminator_head}
-        return from_model(self.model, heads, self.generator, self.generator_head)
+        view = from_model(self.model, heads, self.generator, self.generator_head)
+        # Pretraining never uses the pooled summary: it is not trained, and not exported (as in the original,
+        # whose pretraining checkpoints have no `sequnece_summary`).
+        view.report.missing = [name for name in view.named_variables() if name.startswith(_SUMMARY)]
+        return view
 
     def trainable_variables(self) -> dict[str, Any]:
-        """Full original name -> variable, in a fixed order (the generator's summary is never used: left out)."""
+        """Full original name -> variable, in a fixed order, without the unused pooled summary."""
         return {name: variable for name, variable in self.checkpoint_view().named_variables().items()
-                if variable.trainable}
+                if variable.trainable and not name.startswith(_SUMMARY)}
 
     def trackables(self) -> dict[str, Any]:
         """What a training checkpoint holds (every weight and the dropout seed states)."""
         parts = {"model": self.model, "lm_head": self.lm_head, "generator": self.generator,
                  "generator_head": self.generator_head, "discriminator_head": self.discriminator_head}
-        return {key: value for key, value in parts.items() if value is not None}
+        parts = {key: value for key, value in parts.items() if value is not None}
+        # Keras does not expose the dropout seed states to tf.train.Checkpoint; without them a resumed run would
+        # draw other dropout masks than an uninterrupted one.
+        rng = tf.Module(name="dropout_rng")
+        seen, rng.states = set(), []
+        for part in parts.values():
+            for variable in part.non_trainable_variables:
+                if "seed_generator" in variable.path and id(variable) not in seen:
+                    seen.add(id(variable))
+                    rng.states.append(variable.value)
+        return {**parts, "dropout_rng": rng}
 
     def _hidden(self, model: FunnelTFM, batch: dict[str, tf.Tensor], token_ids, padding_mask, training: bool):
         out = model({"token_ids": token_ids, "segment_ids": batch["segment_ids"], "padding_mask": padding_mask},

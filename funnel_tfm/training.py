@@ -107,7 +107,9 @@ class Trainer:
 
     def _replica_step(self, batch: dict[str, tf.Tensor], step: tf.Tensor):
         context = tf.distribute.get_replica_context()
-        local_batch = batch["token_ids"].shape[0]
+        local_batch = self.global_batch_size // context.num_replicas_in_sync
+        # Static shapes for XLA (MultiWorkerMirroredStrategy's input loses the static batch dimension).
+        batch = {key: tf.ensure_shape(value, [local_batch] + value.shape[1:]) for key, value in batch.items()}
         first = tf.cast(context.replica_id_in_sync_group, tf.int64) * local_batch
         example = first + tf.range(local_batch, dtype=tf.int64)  # index in the global batch
         noise_seeds = tf.stack([tf.fill([local_batch], self.seed * 1_000_003 + step), example], axis=1)

@@ -1,0 +1,207 @@
+"""Pretraining for real: State of the Union text, the BERT vocabulary, tiny Funnels, real strategies/processes."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from funnel_tfm import data_fetch
+from funnel_tfm.tokenization import Tokenizer
+from pretrain_helpers import (MODEL_FLAGS, NUM_PREDICT, SEQ_LEN, exported_weights, run_pretrain, train_in_process,
+                              write_records)
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Tokenizer:
+    return Tokenizer.from_file(data_fetch.bert_uncased_vocab())
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory, tokenizer) -> str:
+    return write_records(str(tmp_path_factory.mktemp("records")), tokenizer)
+
+
+def _cli_args(records: str, model_dir: str, **changes) -> dict:
+    args = {"record_dir": records, "tokenizer_path": data_fetch.bert_uncased_vocab(), "model_dir": model_dir,
+            "seq_len": SEQ_LEN, "num_predict": NUM_PREDICT, "loss_type": "electra", "train_batch_size": 8,
+            "train_steps": 8, "iterations": 2, "save_steps": 4, "learning_rate": 1e-3, "warmup_steps": 2,
+            "shuffle_buffer": 500, "deterministic": "true", "dropout": 0.0, "dropatt": 0.0, **MODEL_FLAGS}
+    args.update(changes)
+    return args
+
+
+def _check(process) -> str:
+    assert process.returncode == 0, process.stdout + process.stderr
+    return process.stdout
+
+
+def _max_difference(a: dict, b: dict) -> float:
+    assert sorted(a) == sorted(b)
+    return max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
+
+
+@pytest.fixture(scope="module")
+def one_device_run(tmp_path_factory, records) -> str:
+    """ELECTRA, 8 steps, no dropout, on one device: the reference of the distributed runs."""
+    model_dir = str(tmp_path_factory.mktemp("one_device"))
+    _check(run_pretrain(_cli_args(records, model_dir, export_format="original")))
+    return model_dir
+
+
+# ------------------------------------------------------------------------------------------ objectives
+@pytest.mark.parametrize("loss_type, drop", [("mlm", 2.0), ("electra", 8.0)])
+def test_objective_reduces_the_loss_on_real_text(records, tokenizer, loss_type, drop):
+    _, history, _ = train_in_process(records, tokenizer, loss_type, steps=80)
+    first, last = history[0]["loss"], np.mean([h["loss"] for h in history[-2:]])
+    assert last < first - drop, [h["loss"] for h in history]
+    if loss_type == "mlm":
+        assert history[0]["mlm_loss"] > 9.5  # ln(30522) = 10.3 at random init: the loss starts where it should
+        assert history[-1]["mlm_accuracy"] > history[0]["mlm_accuracy"]
+    else:
+        assert history[-1]["discriminator_accuracy"] > history[0]["discriminator_accuracy"] + 0.05
+        assert history[-1]["generator_loss"] < history[0]["generator_loss"]
+    assert all(h["skipped_steps"] == 0 for h in history)
+
+
+def test_injected_non_finite_gradient_is_skipped_and_counted(records, tokenizer):
+    def poison_step_3(grads, step):
+        return [tf.where(tf.equal(step, 3), tf.fill(tf.shape(g), np.nan), tf.convert_to_tensor(g)) for g in grads]
+
+    trainer, _, iterator = train_in_process(records, tokenizer, "mlm", steps=3, steps_per_call=3,
+                                            gradient_hook=poison_step_3, jit_compile=False)
+    weights_at_3 = [v.numpy() for v in trainer.variables]
+    means = trainer.run_steps(iterator, 1)  # step index 3: every gradient is NaN
+    assert means["skipped_steps"] == 1 and int(trainer.optimizer.iterations.numpy()) == 3
+    for before, after in zip(weights_at_3, trainer.variables):
+        np.testing.assert_array_equal(after.numpy(), before)  # the poisoned step changed nothing
+    means = trainer.run_steps(iterator, 1)  # and training goes on
+    assert means["skipped_steps"] == 1 and int(trainer.optimizer.iterations.numpy()) == 4
+
+
+def test_float16_overflow_is_skipped_and_the_loss_scale_halved(records, tokenizer):
+    _, history, _ = train_in_process(records, tokenizer, "mlm", steps=4, steps_per_call=4, jit_compile=False,
+                                     precision="mixed_float16", initial_loss_scale=2.0 ** 60)
+    skipped = history[-1]["skipped_steps"]
+    assert skipped >= 1 and history[-1]["loss_scale"] == 2.0 ** 60 / 2 ** skipped
+    assert np.isfinite(history[-1]["loss"])
+
+
+# ------------------------------------------------------------------------------------------ distribution
+def test_mirrored_two_cpus_gives_the_update_of_one_device(tmp_path, records, one_device_run):
+    output = _check(run_pretrain(_cli_args(records, str(tmp_path), strategy="mirrored", num_cpu_devices=2,
+                                           export_format="original")))
+    assert "2 replica(s) on mirrored" in output
+    difference = _max_difference(_original_weights(one_device_run), _original_weights(str(tmp_path)))
+    assert difference < 1e-5, difference
+
+
+def _original_weights(model_dir: str) -> dict:
+    reader = tf.train.load_checkpoint(os.path.join(model_dir, "export"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_two_processes_agree_with_one_device(tmp_path, records, one_device_run):
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    processes = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        processes.append(run_pretrain(_cli_args(records, str(tmp_path), strategy="multi_worker",
+                                                input_sharding="global_batch", export_format="original"),
+                                      env={"TF_CONFIG": tf_config}, wait=False))
+    outputs = [p.communicate(timeout=600)[0] for p in processes]
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output
+    assert "2 replica(s) on multi_worker" in outputs[0]
+    assert not os.path.exists(os.path.join(tmp_path, ".worker-1-tmp"))  # the non-chief's copy is removed
+    difference = _max_difference(_original_weights(one_device_run), _original_weights(str(tmp_path)))
+    assert difference < 1e-5, difference
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+def test_sigkill_and_restart_reach_the_weights_of_an_uninterrupted_run(tmp_path, records):
+    settings = dict(loss_type="mlm", train_steps=12, save_steps=2, iterations=1, dropout=0.1, dropatt=0.1,
+                    max_save=3)
+    uninterrupted = str(tmp_path / "uninterrupted")
+    _check(run_pretrain(_cli_args(records, uninterrupted, **settings)))
+
+    killed = str(tmp_path / "killed")
+    process = run_pretrain(_cli_args(records, killed, **settings), wait=False)
+    deadline = time.time() + 300
+    while time.time() < deadline and not os.path.exists(os.path.join(killed, "ckpt-6.index")):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not os.path.exists(os.path.join(killed, "export"))
+    steps_done = tf.train.latest_checkpoint(killed)
+    assert steps_done is not None and int(steps_done.rsplit("-", 1)[1]) < 12
+
+    output = _check(run_pretrain(_cli_args(records, killed, **settings)))
+    assert f"resumed from {steps_done}" in output
+    assert len([f for f in os.listdir(killed) if f.endswith(".index")]) == 3  # max_save
+    assert _max_difference(exported_weights(uninterrupted), exported_weights(killed)) == 0.0
+
+
+def test_continue_from_a_full_original_checkpoint(tmp_path, records, one_device_run):
+    """The exported FULL original checkpoint (generator, Adam slots, global_step) continues ELECTRA."""
+    output = _check(run_pretrain(_cli_args(records, str(tmp_path), init_checkpoint=os.path.join(one_device_run,
+                                                                                                   "export"),
+                                           train_steps=10)))
+    assert "restored" in output and "optimizer values" in output and "left at init" not in output
+    assert "step      10/10" in output
+    from funnel_tfm.modeling import FunnelTFM
+    model = FunnelTFM.from_pretrained(os.path.join(str(tmp_path), "export"))
+    assert model.config.d_model == 64
+
+
+# ------------------------------------------------------------------------------------------ errors
+@pytest.mark.parametrize("changes, message", [
+    ({"record_dir": "/nonexistent/records"}, "--record_dir=/nonexistent/records does not exist"),
+    ({"seq_len": 128}, "no meta.train.pass-*.seq-128.uncased.json*"),
+    ({"vocab_size": 1000}, "vocab_size is 1000 but"),
+    ({"loss_type": "bert"}, "--loss_type=bert: expected mlm or electra"),
+])
+def test_bad_input_is_one_clear_error(tmp_path, records, changes, message):
+    process = run_pretrain(_cli_args(records, str(tmp_path / "run"), **changes))
+    assert process.returncode == 1
+    assert message in process.stderr, process.stderr
+    assert "Traceback" not in process.stderr
+
+
+def test_checkpoint_of_another_shape_is_refused(tmp_path, records, one_device_run):
+    import shutil
+    model_dir = str(tmp_path / "run")
+    shutil.copytree(one_device_run, model_dir)
+    process = run_pretrain(_cli_args(records, model_dir, d_inner=96))
+    assert process.returncode == 1 and "does not fit the model being trained" in process.stderr, process.stderr
+    assert os.path.exists(os.path.join(model_dir, "ckpt-8.index"))  # nothing that was there is lost
+
+
+def test_tensorboard_scalars_and_metrics_file(one_device_run):
+    events = tf.io.gfile.glob(os.path.join(one_device_run, "train", "events.out.tfevents.*"))
+    tags = set()
+    for path in events:
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    for tag in ("train/loss", "train/generator_loss", "train/generator_accuracy", "train/discriminator_loss",
+                "train/discriminator_accuracy", "train/learning_rate", "train/grad_norm", "train/skipped_steps",
+                "throughput/tokens_per_second"):
+        assert tag in tags, sorted(tags)
+    lines = open(os.path.join(one_device_run, "metrics.jsonl")).read().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [2, 4, 6, 8]
