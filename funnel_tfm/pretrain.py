@@ -119,7 +119,8 @@ def _initialize_from(init, parts, optimizer, trainer) -> str:
     """Assigns the weights of `init` (a FunnelCheckpoint) by original name; returns a one-line summary."""
     from funnel_tfm.errors import CheckpointError
     values = init.state()
-    targets = parts.checkpoint_view().named_variables()
+    view = parts.checkpoint_view()
+    targets = {n: v for n, v in view.named_variables().items() if n not in view.report.missing}  # trained ones
     assigned, missing = 0, []
     for name, variable in targets.items():
         if name not in values:
