@@ -75,3 +75,26 @@ def forward_flops(config: ModelConfig, seq_len: int, use_decoder: bool = False) 
 
 def flops_per_token(config: ModelConfig, seq_len: int, use_decoder: bool = False) -> float:
     return forward_flops(config, seq_len, use_decoder) / seq_len
+
+
+def pretraining_step_flops(config: ModelConfig, seq_len: int, batch_size: int, num_predict: int, loss_type: str,
+                           width_shrink: float = 0.25) -> float:
+    """FLOPs of one training step (forward + backward = 3 x forward) of `pretraining.PretrainingParts`.
+
+    MLM: the full model plus the LM head at `num_predict` slots (dense D->E and the tied E x V table).
+    ELECTRA: the generator (full model at width × `width_shrink`, its LM head) plus the discriminator (full
+    model and the per-token binary head).
+    """
+    use_decoder = config.n_block > 1
+
+    def lm_head(cfg: ModelConfig) -> int:
+        return 2 * num_predict * (cfg.d_model * cfg.d_embed + cfg.d_embed * cfg.vocab_size)
+
+    per_example = forward_flops(config, seq_len, use_decoder)
+    if loss_type == "mlm":
+        per_example += lm_head(config)
+    else:
+        generator = config.generator_config(width_shrink)
+        per_example += forward_flops(generator, seq_len, use_decoder) + lm_head(generator)
+        per_example += 2 * seq_len * (config.d_model * config.d_model + config.d_model)
+    return 3.0 * per_example * batch_size

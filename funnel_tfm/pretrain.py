@@ -169,7 +169,6 @@ def train() -> int:
     from funnel_tfm.tokenization import Tokenizer
     from funnel_tfm.training import Trainer, TrainingCheckpoints, is_chief, make_strategy, write_scalars
 
-    tf.get_logger().setLevel("ERROR")  # TensorFlow's per-save INFO lines would drown the progress lines
     _configure_devices()
     # The strategy first: MultiWorkerMirroredStrategy must configure collectives before TensorFlow runs any op.
     strategy = make_strategy(FLAGS.strategy, FLAGS.tpu)
@@ -264,6 +263,8 @@ def train() -> int:
 
 def main(argv: list[str]) -> None:
     del argv
+    from absl import logging
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's per-save INFO lines would drown the progress lines
     _check_flags()
     from funnel_tfm.config import ConfigError
     from funnel_tfm.errors import CheckpointError
