@@ -39,7 +39,8 @@ def write_records(directory: str, tokenizer: Tokenizer) -> str:
 
 def train_in_process(records: str, tokenizer: Tokenizer, loss_type: str, steps: int, batch_size: int = 16,
                      learning_rate: float = 2e-3, precision: str = "float32", gradient_hook=None, config=None,
-                     steps_per_call: int = 10, initial_loss_scale: float = 2.0 ** 15, jit_compile: bool = True):
+                     steps_per_call: int = 10, initial_loss_scale: float = 2.0 ** 15, jit_compile: bool = True,
+                     schedule_steps: int = 200):
     """Trains on one device; returns (trainer, [metric means per host call])."""
     keras.utils.set_random_seed(0)
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
@@ -47,7 +48,7 @@ def train_in_process(records: str, tokenizer: Tokenizer, loss_type: str, steps: 
     with strategy.scope():
         parts = PretrainingParts.build(config, loss_type, dtype=precision)
         loss_scale = DynamicLossScale(initial_loss_scale) if precision == "mixed_float16" else None
-        optimizer = AdamW(parts.trainable_variables(), WarmupDecay(learning_rate, 10, max(steps, 11)),
+        optimizer = AdamW(parts.trainable_variables(), WarmupDecay(learning_rate, 10, schedule_steps),
                           loss_scale=loss_scale)
         trainer = Trainer(strategy, parts, optimizer, batch_size, gradient_hook=gradient_hook, jit_compile=jit_compile)
     dataset_fn = pretrain_input_fn([records], SEQ_LEN, batch_size, NUM_PREDICT, MaskingIds.from_tokenizer(tokenizer),

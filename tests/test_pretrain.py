@@ -31,7 +31,8 @@ def _cli_args(records: str, model_dir: str, **changes) -> dict:
     args = {"record_dir": records, "tokenizer_path": data_fetch.bert_uncased_vocab(), "model_dir": model_dir,
             "seq_len": SEQ_LEN, "num_predict": NUM_PREDICT, "loss_type": "electra", "train_batch_size": 8,
             "train_steps": 8, "iterations": 2, "save_steps": 4, "learning_rate": 1e-3, "warmup_steps": 2,
-            "shuffle_buffer": 500, "deterministic": "true", "dropout": 0.0, "dropatt": 0.0, **MODEL_FLAGS}
+            "shuffle_buffer": 500, "deterministic": "true", "dropout": 0.0, "dropatt": 0.0,
+            "jit_compile": "false", **MODEL_FLAGS}  # XLA is covered in-process; its compile time is not needed here
     args.update(changes)
     return args
 
@@ -57,7 +58,7 @@ def one_device_run(tmp_path_factory, records) -> str:
 # ------------------------------------------------------------------------------------------ objectives
 @pytest.mark.parametrize("loss_type, drop", [("mlm", 2.0), ("electra", 8.0)])
 def test_objective_reduces_the_loss_on_real_text(records, tokenizer, loss_type, drop):
-    _, history, _ = train_in_process(records, tokenizer, loss_type, steps=80)
+    _, history, _ = train_in_process(records, tokenizer, loss_type, steps=40)
     first, last = history[0]["loss"], np.mean([h["loss"] for h in history[-2:]])
     assert last < first - drop, [h["loss"] for h in history]
     if loss_type == "mlm":
@@ -135,7 +136,7 @@ def test_multi_worker_two_processes_agree_with_one_device(tmp_path, records, one
 
 # ------------------------------------------------------------------------------------------ checkpoints
 def test_sigkill_and_restart_reach_the_weights_of_an_uninterrupted_run(tmp_path, records):
-    settings = dict(loss_type="mlm", train_steps=12, save_steps=2, iterations=1, dropout=0.1, dropatt=0.1,
+    settings = dict(loss_type="mlm", train_steps=8, save_steps=2, iterations=1, dropout=0.1, dropatt=0.1,
                     max_save=3)
     uninterrupted = str(tmp_path / "uninterrupted")
     _check(run_pretrain(_cli_args(records, uninterrupted, **settings)))
@@ -143,14 +144,14 @@ def test_sigkill_and_restart_reach_the_weights_of_an_uninterrupted_run(tmp_path,
     killed = str(tmp_path / "killed")
     process = run_pretrain(_cli_args(records, killed, **settings), wait=False)
     deadline = time.time() + 300
-    while time.time() < deadline and not os.path.exists(os.path.join(killed, "ckpt-6.index")):
+    while time.time() < deadline and not os.path.exists(os.path.join(killed, "ckpt-4.index")):
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL
     assert not os.path.exists(os.path.join(killed, "export"))
     steps_done = tf.train.latest_checkpoint(killed)
-    assert steps_done is not None and int(steps_done.rsplit("-", 1)[1]) < 12
+    assert steps_done is not None and int(steps_done.rsplit("-", 1)[1]) < 8
 
     output = _check(run_pretrain(_cli_args(records, killed, **settings)))
     assert f"resumed from {steps_done}" in output
