@@ -35,6 +35,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from funnel_tfm.errors import CheckpointError
+
 ADAM_SLOTS = ("adam_m", "adam_v")
 _LAYER_PATTERN = re.compile(r"^model/(encoder|decoder)/layer_(\d+)/")
 _ALWAYS_DECAYED = re.compile(r"r_s_bias|r_r_bias|r_w_bias")
@@ -229,7 +231,6 @@ class AdamW(tf.Module):
                 if slot in state:
                     value = state[slot]
                     if tuple(value.shape) != tuple(target.shape):
-                        from funnel_tfm.errors import CheckpointError
                         raise CheckpointError(f"{source}: {slot} has shape {tuple(value.shape)} in the checkpoint "
                                               f"but {tuple(target.shape)} in the model")
                     target.assign(value)

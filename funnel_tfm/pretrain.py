@@ -91,8 +91,8 @@ def _check_flags() -> None:
         _error("--seq_len must be the (positive) sequence length of the records")
     if FLAGS.loss_type.lower() not in ("mlm", "electra"):
         _error(f"--loss_type={FLAGS.loss_type}: expected mlm or electra")
+    import tensorflow as tf
     for directory in FLAGS.record_dir:
-        import tensorflow as tf
         if not tf.io.gfile.isdir(directory):
             _error(f"--record_dir={directory} does not exist")
 
