@@ -35,12 +35,12 @@ def main(argv):
     import tensorflow as tf
     import transformers
 
-    from funnel_tfm import data_fetch
+    from funnel_tfm.data import data_fetch
     from funnel_tfm.config import named_config
-    from funnel_tfm.input_func_builder import MaskingIds, pretrain_input_fn
+    from funnel_tfm.data.input_func_builder import MaskingIds, pretrain_input_fn
     from funnel_tfm.modeling import FunnelTFM
-    from funnel_tfm.timing import machine_description
-    from funnel_tfm.tokenization import Tokenizer
+    from funnel_tfm.analysis.timing import machine_description
+    from funnel_tfm.data.tokenization import Tokenizer
 
     vocab = data_fetch.bert_uncased_vocab()
     files = data_fetch.sotu_corpus()[:FLAGS.files]

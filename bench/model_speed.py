@@ -26,9 +26,9 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from funnel_tfm.config import named_config  # noqa: E402
-from funnel_tfm.flops import flops_per_token  # noqa: E402
+from funnel_tfm.analysis.flops import flops_per_token  # noqa: E402
 from funnel_tfm.modeling import FunnelTFM  # noqa: E402
-from funnel_tfm.timing import machine_description, median_seconds, random_inputs  # noqa: E402
+from funnel_tfm.analysis.timing import machine_description, median_seconds, random_inputs  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("part", "all", ["all", "i", "ii"], "Which comparison to run.")

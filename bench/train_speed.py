@@ -24,11 +24,11 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from funnel_tfm.config import load_config  # noqa: E402
-from funnel_tfm.flops import pretraining_step_flops  # noqa: E402
-from funnel_tfm.optimization import AdamW, DynamicLossScale, WarmupDecay  # noqa: E402
-from funnel_tfm.pretraining import PretrainingParts  # noqa: E402
-from funnel_tfm.timing import machine_description  # noqa: E402
-from funnel_tfm.training import Trainer  # noqa: E402
+from funnel_tfm.analysis.flops import pretraining_step_flops  # noqa: E402
+from funnel_tfm.training.optimization import AdamW, DynamicLossScale, WarmupDecay  # noqa: E402
+from funnel_tfm.tasks import build_pretraining_task  # noqa: E402
+from funnel_tfm.analysis.timing import machine_description  # noqa: E402
+from funnel_tfm.training.trainer import Trainer  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "B4-4-4H768", "Named config or json.")
@@ -79,10 +79,10 @@ def time_objective(config, loss_type: str) -> dict:
     keras.utils.set_random_seed(0)
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     with strategy.scope():
-        parts = PretrainingParts.build(config, loss_type, dtype=FLAGS.precision)
+        task = build_pretraining_task(config, loss_type, dtype=FLAGS.precision)
         loss_scale = DynamicLossScale() if FLAGS.precision == "mixed_float16" else None
-        optimizer = AdamW(parts.trainable_variables(), WarmupDecay(1e-4, 0, 1000), loss_scale=loss_scale)
-        trainer = Trainer(strategy, parts, optimizer, FLAGS.batch_size, jit_compile=True)
+        optimizer = AdamW(task.trainable_variables(), WarmupDecay(1e-4, 0, 1000), loss_scale=loss_scale)
+        trainer = Trainer(strategy, task, optimizer, FLAGS.batch_size, jit_compile=True)
     batch = synthetic_batch(config.vocab_size, FLAGS.batch_size, FLAGS.seq_len, FLAGS.num_predict)
     iterator = trainer.distribute(lambda _: tf.data.Dataset.from_tensors(batch).repeat())
     trainer.run_steps(iterator, 2)  # compile

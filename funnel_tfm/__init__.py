@@ -1,0 +1,60 @@
+"""funnel_tfm: Funnel-Transformer pretraining, finetuning and conversion on Keras 3.
+
+    import funnel_tfm as ft
+
+    model = ft.FunnelTFM(ft.ModelConfig(block_size="2_2", d_model=64, d_embed=64, n_head=4, d_head=16,
+                                        d_inner=128, vocab_size=1000))
+    model.summary()
+    model = ft.FunnelTFM.from_pretrained("path/to/checkpoint")     # original, Hugging Face or ours
+    ckpt = ft.load_checkpoint("path/to/checkpoint")                  # + heads, generator, optimizer state
+    ft.save_pretrained(model, "out/model")
+    task = ft.tasks.build_pretraining_task(config, "electra")        # needs TensorFlow
+
+The names are loaded on first use, so `import funnel_tfm` stays light and the model runs where TensorFlow is
+not installed (the JAX and PyTorch backends); `tasks`, `Preprocessor` and the training code need TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ModelConfig": ("funnel_tfm.config", "ModelConfig"),
+    "ConfigError": ("funnel_tfm.config", "ConfigError"),
+    "named_config": ("funnel_tfm.config", "named_config"),
+    "load_config": ("funnel_tfm.config", "load_config"),
+    "FunnelTFM": ("funnel_tfm.modeling", "FunnelTFM"),
+    "CheckpointError": ("funnel_tfm.errors", "CheckpointError"),
+    "FunnelCheckpoint": ("funnel_tfm.checkpoints.loading", "FunnelCheckpoint"),
+    "export": ("funnel_tfm.checkpoints.loading", "export"),
+    "save_pretrained": ("funnel_tfm.checkpoints.loading", "save_pretrained"),
+    "Preprocessor": ("funnel_tfm.data.preprocessing", "Preprocessor"),
+    "Tokenizer": ("funnel_tfm.data.tokenization", "Tokenizer"),
+    "MaskedLMModel": ("funnel_tfm.tasks.masked_lm", "MaskedLMModel"),
+    "ElectraModel": ("funnel_tfm.tasks.electra", "ElectraModel"),
+}
+_SUBPACKAGES = ("analysis", "checkpoints", "data", "layers", "tasks", "training")
+
+__all__ = sorted([*_EXPORTS, "from_pretrained", "load_checkpoint", *_SUBPACKAGES])
+
+
+def from_pretrained(path: str, use_decoder: bool | None = None, dtype: Any = None) -> Any:
+    """The backbone of any supported checkpoint directory: `FunnelTFM.from_pretrained(path)`."""
+    from funnel_tfm.modeling import FunnelTFM
+    return FunnelTFM.from_pretrained(path, use_decoder=use_decoder, dtype=dtype)
+
+
+def load_checkpoint(path: str, use_decoder: bool | None = None, dtype: Any = None) -> Any:
+    """Backbone, heads, generator and optimizer state of a checkpoint: `FunnelTFM.load_checkpoint(path)`."""
+    from funnel_tfm.modeling import FunnelTFM
+    return FunnelTFM.load_checkpoint(path, use_decoder=use_decoder, dtype=dtype)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module, attribute = _EXPORTS[name]
+        return getattr(importlib.import_module(module), attribute)
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"funnel_tfm.{name}")
+    raise AttributeError(f"module 'funnel_tfm' has no attribute {name!r}")

@@ -133,6 +133,11 @@ class ModelConfig:
 
     # ----------------------------------------------------------------------------------------- depths
     @property
+    def total_stride(self) -> int:
+        """How many input tokens one token of the last block stands for: pooling_size ** (n_block - 1)."""
+        return self.pooling_size ** (self.n_block - 1)
+
+    @property
     def block_param_sizes(self) -> tuple[int, ...]:
         """Distinct parameter layers per block (P of `PxR`)."""
         return tuple(parse_depth(t, "block_size")[0] for t in self.block_size.split("_"))

@@ -44,11 +44,12 @@ def _grouped(skipped: dict[str, str], verbose: bool, limit: int = 3) -> list[str
 def run(input_path: str, output_path: str, to: str, overwrite: bool = False, use_decoder: bool | None = None,
         verbose: bool = False, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Does one conversion and prints its report; returns the exit status (0 ok, 1 error)."""
-    from funnel_tfm import checkpoints  # imports TensorFlow: after flag parsing, so --help stays fast
+    from funnel_tfm import checkpoints  # imported after flag parsing, so --help stays fast
+    from funnel_tfm.modeling import FunnelTFM
     try:
         if to not in checkpoints.FORMATS:
             raise checkpoints.CheckpointError(f"--to={to!r}; expected one of {', '.join(checkpoints.FORMATS)}")
-        ckpt = checkpoints.load_checkpoint(input_path, use_decoder=use_decoder)
+        ckpt = FunnelTFM.load_checkpoint(input_path, use_decoder=use_decoder)
         report = ckpt.report
         parts = ["decoder" if ckpt.model.use_decoder else "no decoder"] + sorted(
             f"{head.kind} head '{scope}'" for scope, head in ckpt.heads.items())

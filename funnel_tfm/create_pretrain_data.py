@@ -39,8 +39,8 @@ flags.DEFINE_boolean("skip_invalid_lines", False, "Skip (and count) lines that a
 
 
 def _run_task(arguments: dict):
-    from funnel_tfm.pretrain_records import write_task_records
-    from funnel_tfm.tokenization import Tokenizer
+    from funnel_tfm.data.pretrain_records import write_task_records
+    from funnel_tfm.data.tokenization import Tokenizer
     tokenizer = Tokenizer.from_file(arguments.pop("tokenizer_path"), uncased=arguments.pop("uncased"))
     return write_task_records(tokenizer=tokenizer, **arguments)
 
@@ -68,8 +68,8 @@ def _check_writable(save_dir: str) -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from funnel_tfm.pretrain_records import DataError, Stats
-    from funnel_tfm.tokenization import Tokenizer, TokenizerError
+    from funnel_tfm.data.pretrain_records import DataError, Stats
+    from funnel_tfm.data.tokenization import Tokenizer, TokenizerError
     try:
         Tokenizer.from_file(FLAGS.tokenizer_path, FLAGS.uncased).require_special()  # fail before any work
         files = _input_files(FLAGS.input_glob)

@@ -21,7 +21,7 @@ from absl import app, flags
 
 from funnel_tfm import config_flags
 from funnel_tfm.config import NAMED_CONFIGS, ConfigError, ModelConfig, load_config
-from funnel_tfm.flops import count_parameters, flops_per_token
+from funnel_tfm.analysis.flops import count_parameters, flops_per_token
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", list(NAMED_CONFIGS), f"Named configs to describe ({', '.join(NAMED_CONFIGS)}).")
@@ -40,7 +40,7 @@ def measure_forward_ms(config: ModelConfig, seq_len: int, batch_size: int, repea
     import tensorflow as tf
 
     from funnel_tfm.modeling import FunnelTFM
-    from funnel_tfm.timing import median_seconds, random_inputs
+    from funnel_tfm.analysis.timing import median_seconds, random_inputs
 
     keras.utils.clear_session()
     model = FunnelTFM(config, use_decoder=False)
@@ -109,7 +109,7 @@ def main(argv: list[str]) -> None:
     except (ConfigError, ValueError) as error:
         sys.exit(f"describe: {error}")
     if FLAGS.measure:
-        from funnel_tfm.timing import machine_description
+        from funnel_tfm.analysis.timing import machine_description
         print(f"machine: {machine_description()}; forward of the encoder, batch {FLAGS.batch_size}, float32, "
               f"median of {FLAGS.repeats}{', XLA' if FLAGS.jit_compile else ''}; ratios relative to {FLAGS.baseline}")
     print(format_header(seq_lens, FLAGS.measure), flush=True)

@@ -1,6 +1,10 @@
 """File helpers that work for local and `gs://` paths and never leave a half-written file behind.
 
     atomic_write_text("out/net_config.json", text)   # written to a temporary name, then renamed
+
+Local paths use Python's own file functions; paths with a scheme (`gs://`, `ram://`, ...) go through
+`tf.io.gfile`, imported only then, so the model and checkpoint layers run where TensorFlow is not installed
+(the JAX and PyTorch backends).
 """
 
 from __future__ import annotations
@@ -11,12 +15,40 @@ import shutil
 import uuid
 from typing import IO, Iterator
 
-import tensorflow as tf
+
+
+def is_remote(path: str) -> bool:
+    """True for a path with a file-system scheme (gs://, ram://, ...), which needs TensorFlow's gfile."""
+    return "://" in path
+
+
+def _gfile():
+    import tensorflow as tf  # only for remote paths: the model layer must import without TensorFlow
+    return tf.io.gfile
 
 
 def open_file(path: str, mode: str = "r") -> IO:
     """Opens a local or remote (gs://, ...) file."""
-    return tf.io.gfile.GFile(path, mode)
+    if is_remote(path):
+        return _gfile().GFile(path, mode)
+    return open(path, mode, encoding=None if "b" in mode else "utf-8")
+
+
+def exists(path: str) -> bool:
+    return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
+
+
+def makedirs(path: str) -> None:
+    _gfile().makedirs(path) if is_remote(path) else os.makedirs(path, exist_ok=True)
+
+
+def rename(source: str, target: str) -> None:
+    """Renames `source` to `target`, replacing it (atomic on local file systems)."""
+    _gfile().rename(source, target, overwrite=True) if is_remote(source) else os.replace(source, target)
+
+
+def remove(path: str) -> None:
+    _gfile().remove(path) if is_remote(path) else os.remove(path)
 
 
 def temporary_sibling(path: str) -> str:
@@ -30,15 +62,15 @@ def atomic_output(path: str, mode: str = "w") -> Iterator[IO]:
     """Yields a handle on a temporary file that replaces `path` only when the block succeeds."""
     directory = os.path.dirname(path)
     if directory:
-        tf.io.gfile.makedirs(directory)
+        makedirs(directory)
     temporary = temporary_sibling(path)
     try:
-        with tf.io.gfile.GFile(temporary, mode) as handle:
+        with open_file(temporary, mode) as handle:
             yield handle
-        tf.io.gfile.rename(temporary, path, overwrite=True)
+        rename(temporary, path)
     finally:
-        if tf.io.gfile.exists(temporary):
-            tf.io.gfile.remove(temporary)
+        if exists(temporary):
+            remove(temporary)
 
 
 def atomic_write_text(path: str, text: str) -> None:

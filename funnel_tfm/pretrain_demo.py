@@ -45,7 +45,7 @@ def loss_curve(rows: list[dict], key: str, width: int = 50) -> list[str]:
 
 def main(argv: list[str]) -> None:
     del argv
-    from funnel_tfm import data_fetch
+    from funnel_tfm.data import data_fetch
     work_dir = FLAGS.work_dir or os.path.join(data_fetch.default_cache_dir(), "demo")
     vocab = data_fetch.bert_uncased_vocab()
     corpus = data_fetch.sotu_corpus()

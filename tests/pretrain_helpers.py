@@ -10,14 +10,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from funnel_tfm import data_fetch
+from funnel_tfm.data import data_fetch
 from funnel_tfm.config import ModelConfig
-from funnel_tfm.input_func_builder import MaskingIds, pretrain_input_fn
-from funnel_tfm.optimization import AdamW, DynamicLossScale, WarmupDecay
-from funnel_tfm.pretrain_records import write_task_records
-from funnel_tfm.pretraining import PretrainingParts
-from funnel_tfm.tokenization import Tokenizer
-from funnel_tfm.training import Trainer
+from funnel_tfm.data.input_func_builder import MaskingIds, pretrain_input_fn
+from funnel_tfm.training.optimization import AdamW, DynamicLossScale, WarmupDecay
+from funnel_tfm.data.pretrain_records import write_task_records
+from funnel_tfm.tasks import build_pretraining_task
+from funnel_tfm.data.tokenization import Tokenizer
+from funnel_tfm.training.trainer import Trainer
 
 SEQ_LEN = 64
 NUM_PREDICT = 10
@@ -46,11 +46,11 @@ def train_in_process(records: str, tokenizer: Tokenizer, loss_type: str, steps: 
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     config = config or tiny_pretrain_config()
     with strategy.scope():
-        parts = PretrainingParts.build(config, loss_type, dtype=precision)
+        task = build_pretraining_task(config, loss_type, dtype=precision)
         loss_scale = DynamicLossScale(initial_loss_scale) if precision == "mixed_float16" else None
-        optimizer = AdamW(parts.trainable_variables(), WarmupDecay(learning_rate, 10, schedule_steps),
+        optimizer = AdamW(task.trainable_variables(), WarmupDecay(learning_rate, 10, schedule_steps),
                           loss_scale=loss_scale)
-        trainer = Trainer(strategy, parts, optimizer, batch_size, gradient_hook=gradient_hook, jit_compile=jit_compile)
+        trainer = Trainer(strategy, task, optimizer, batch_size, gradient_hook=gradient_hook, jit_compile=jit_compile)
     dataset_fn = pretrain_input_fn([records], SEQ_LEN, batch_size, NUM_PREDICT, MaskingIds.from_tokenizer(tokenizer),
                                    stride=2, shuffle_buffer=1000)
     iterator = trainer.distribute(dataset_fn)

@@ -9,9 +9,9 @@ import sys
 import pytest
 import tensorflow as tf
 
-from funnel_tfm import data_fetch
-from funnel_tfm.pretrain_records import write_task_records
-from funnel_tfm.tokenization import Tokenizer, sp_preprocess_with_sources
+from funnel_tfm.data import data_fetch
+from funnel_tfm.data.pretrain_records import write_task_records
+from funnel_tfm.data.tokenization import Tokenizer, sp_preprocess_with_sources
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,12 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from funnel_tfm import checkpoints, convert, original_format  # noqa: E402
-from funnel_tfm.checkpoints import CheckpointError, export, load_checkpoint  # noqa: E402
-from funnel_tfm.heads import (ClassificationHead, DiscriminatorHead, LMHead, MultipleChoiceHead,  # noqa: E402
-                              SquadHead)
+from funnel_tfm import checkpoints, convert  # noqa: E402
+from funnel_tfm.checkpoints import original_format  # noqa: E402
+from funnel_tfm import load_checkpoint  # noqa: E402
+from funnel_tfm.checkpoints import CheckpointError, export  # noqa: E402
+from funnel_tfm.layers.head_factories import (classification_head, discriminator_head, lm_head,  # noqa: E402
+                                              squad_head)
 from funnel_tfm.modeling import FunnelTFM  # noqa: E402
 from helpers import make_inputs, randomize_weights, tiny_config  # noqa: E402
 from tf1_checkpoint import write_tf1_checkpoint  # noqa: E402
@@ -144,8 +146,8 @@ def full_electra_state(config, rng, width_shrink: float = 0.5):
     """Discriminator + LM head + generator (own width, shared embedding) with random values, by original name."""
     model = FunnelTFM(config)
     generator = FunnelTFM(config.generator_config(width_shrink), shared_embedding=model.embedding)
-    heads = {"binary": DiscriminatorHead(config), "lm": LMHead(config, model.embedding)}
-    gen_head = LMHead(generator.config, model.embedding)
+    heads = {"binary": discriminator_head(config), "lm": lm_head(config, model.embedding)}
+    gen_head = lm_head(generator.config, model.embedding)
     for part in [model, generator, gen_head, *heads.values()]:
         randomize_weights(part, rng)
     return checkpoints.from_model(model, heads, generator, gen_head).state()
@@ -177,7 +179,7 @@ def test_full_checkpoint_gives_generator_and_optimizer_state(tmp_path, rng):
         if name.startswith("sequnece_summary"):
             continue
         variable.assign(state[("model/" if name.startswith("input/") else "generator/") + name])
-    standalone_head = LMHead(gen.config, standalone.embedding)
+    standalone_head = lm_head(gen.config, standalone.embedding)
     for name, variable in standalone_head.weight_names().items():
         variable.assign(state["generator/" + name])
     inputs = full_inputs(rng)
@@ -300,7 +302,7 @@ def squad_reference(hidden, p_mask, cls_index, start_positions, w) -> dict:
 def test_squad_and_mlm_heads_of_an_original_checkpoint(tmp_path, rng):
     config = tiny_config(block_size="2_2")
     model = FunnelTFM(config)
-    heads = {"squad": SquadHead(config), "lm": LMHead(config, model.embedding)}
+    heads = {"squad": squad_head(config), "lm": lm_head(config, model.embedding)}
     for part in [model, *heads.values()]:
         randomize_weights(part, rng)
     state = checkpoints.from_model(model, heads).state()
@@ -422,7 +424,7 @@ def test_original_pytorch_release(tmp_path, rng):
 def test_round_trips_through_every_format_are_exact(tmp_path, rng):
     config = tiny_config(block_size="2_2", n_head=3, d_head=5)
     model = FunnelTFM(config, use_decoder=False)
-    heads = {"cola": ClassificationHead(config, 2, "cola")}
+    heads = {"cola": classification_head(config, 2, "cola")}
     for part in [model, *heads.values()]:
         randomize_weights(part, rng)
     start = checkpoints.from_model(model, heads)

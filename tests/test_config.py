@@ -7,7 +7,7 @@ import json
 import pytest
 
 from funnel_tfm.config import NAMED_CONFIGS, ORIGINAL_KEYS, ConfigError, ModelConfig, load_config
-from funnel_tfm.flops import count_parameters
+from funnel_tfm.analysis.flops import count_parameters
 from funnel_tfm.modeling import FunnelTFM
 from helpers import tiny_config
 

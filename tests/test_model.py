@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from funnel_tfm.checkpoints import CheckpointError, save_pretrained
-from funnel_tfm.heads import LMHead
+from funnel_tfm.layers.head_factories import lm_head
 from funnel_tfm.modeling import FunnelTFM
 from helpers import make_inputs, randomize_weights, tiny_config
 
@@ -30,7 +30,7 @@ def test_pooled_output_is_tanh_summary_of_first_token(rng):
     randomize_weights(model, rng)
     out = model(make_inputs(rng, 16, [16]))
     first = np.asarray(out["sequence_output"])[:, 0]
-    kernel, bias = model.summary.kernel.numpy(), model.summary.bias.numpy()
+    kernel, bias = model.sequence_summary.kernel.numpy(), model.sequence_summary.bias.numpy()
     np.testing.assert_allclose(np.asarray(out["pooled_output"]), np.tanh(first @ kernel + bias), atol=1e-5)
 
 
@@ -72,7 +72,7 @@ def test_padding_does_not_leak_into_real_positions_within_a_block(rng):
 def test_lm_head_is_tied_and_float32(rng):
     config = tiny_config(d_embed=8)
     model = FunnelTFM(config, dtype="mixed_bfloat16")
-    head = LMHead(config, model.embedding, dtype="mixed_bfloat16")
+    head = lm_head(config, model.embedding, dtype="mixed_bfloat16")
     inputs = make_inputs(rng, 16, [16, 12])
     positions = np.array([[1, 5, 9], [2, 3, 15]], np.int32)
     with tf.GradientTape() as tape:
@@ -83,7 +83,7 @@ def test_lm_head_is_tied_and_float32(rng):
     grad = tape.gradient(loss, model.embedding.word_embedding)
     assert grad is not None and np.abs(tf.convert_to_tensor(grad).numpy()).sum() > 0
     # Numbers: LN(act(h W + b)) · tableᵀ + bias at the gathered positions.
-    head32 = LMHead(config, FunnelTFM(config).embedding)
+    head32 = lm_head(config, FunnelTFM(config).embedding)
     for name, variable in head32.weight_names().items():
         variable.assign(rng.normal(0, 0.3, variable.shape).astype(np.float32) + (1.0 if "gamma" in name else 0.0))
     h = rng.normal(size=(2, 16, 16)).astype(np.float32)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from funnel_tfm.optimization import (AdamW, DynamicLossScale, WarmupDecay, layer_lr_multipliers,
+from funnel_tfm.training.optimization import (AdamW, DynamicLossScale, WarmupDecay, layer_lr_multipliers,
                                      weight_decay_applies)
 
 

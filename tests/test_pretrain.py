@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from funnel_tfm import data_fetch
-from funnel_tfm.tokenization import Tokenizer
+from funnel_tfm.data import data_fetch
+from funnel_tfm.data.tokenization import Tokenizer
 from pretrain_helpers import (MODEL_FLAGS, NUM_PREDICT, SEQ_LEN, exported_weights, run_pretrain, train_in_process,
                               write_records)
 

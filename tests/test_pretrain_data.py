@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from funnel_tfm import data_fetch, pretrain_records
-from funnel_tfm.input_func_builder import MaskingIds, pretrain_input_fn, record_files
-from funnel_tfm.pretrain_records import DataError, Stats, read_documents, write_task_records
-from funnel_tfm.tokenization import Tokenizer
+from funnel_tfm.data import data_fetch
+from funnel_tfm.data import pretrain_records
+from funnel_tfm.data import data_utils
+from funnel_tfm.data.input_func_builder import MaskingIds, pretrain_input_fn, record_files
+from funnel_tfm.data.pretrain_records import DataError, Stats, read_documents, write_task_records
+from funnel_tfm.data.tokenization import Tokenizer
 
 SEQ_LEN = 64
 
@@ -68,7 +70,7 @@ def test_fixed_seed_is_byte_identical_and_passes_differ(tmp_path, corpus, tokeni
     def run(directory, pass_id, seed=3):
         write_task_records(corpus, tokenizer, str(directory), SEQ_LEN, task=0, num_task=2, pass_id=pass_id,
                            seed=seed, log=lambda _: None)
-        return open(os.path.join(directory, pretrain_records.record_name("train", pass_id, SEQ_LEN, True, 0, 2)),
+        return open(os.path.join(directory, data_utils.record_name("train", pass_id, SEQ_LEN, True, 0, 2)),
                     "rb").read()
     first, second = run(tmp_path / "a", 0), run(tmp_path / "b", 0)
     assert first == second

@@ -9,8 +9,8 @@ import tensorflow as tf
 
 transformers = pytest.importorskip("transformers")
 
-from funnel_tfm import data_fetch  # noqa: E402
-from funnel_tfm.tokenization import Tokenizer, TokenizerError  # noqa: E402
+from funnel_tfm.data import data_fetch  # noqa: E402
+from funnel_tfm.data.tokenization import Tokenizer, TokenizerError  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ import os
 import re
 
 import numpy as np
-import tensorflow as tf
 
+from funnel_tfm import file_io
 from funnel_tfm.errors import CheckpointError
 
 CONFIG_NAMES = ("net_config.json", "net_config.pytorch.json")
@@ -45,13 +45,14 @@ def legacy_rename(name: str) -> str:
 def find_config(directory: str) -> str | None:
     for name in CONFIG_NAMES:
         path = os.path.join(directory, name)
-        if tf.io.gfile.exists(path):
+        if file_io.exists(path):
             return path
     return None
 
 
 def find_tf_checkpoint(path: str) -> str | None:
     """The checkpoint prefix for a directory (its `checkpoint` file, else its only `*.index`) or a prefix."""
+    import tensorflow as tf  # only the TF1 checkpoint reader needs TensorFlow, not HF / our formats
     if tf.io.gfile.exists(path + ".index"):
         return path
     if not tf.io.gfile.isdir(path):
@@ -75,6 +76,7 @@ class OriginalContents:
 
 def read_tf_checkpoint(prefix: str) -> OriginalContents:
     """All tensors of a TF1 checkpoint; model weights as float32 (bfloat16 ones too), legacy names renamed."""
+    import tensorflow as tf  # only the TF1 checkpoint reader needs TensorFlow, not HF / our formats
     try:
         reader = tf.train.load_checkpoint(prefix)
         shapes = reader.get_variable_to_shape_map()
@@ -96,6 +98,7 @@ def read_tf_checkpoint(prefix: str) -> OriginalContents:
 def write_tf_checkpoint(directory: str, state: dict[str, np.ndarray],
                         optimizer_state: dict[str, np.ndarray] | None = None) -> str:
     """Writes `model.ckpt.{index,data-00000-of-00001}` and the `checkpoint` file into `directory`; returns the prefix."""
+    import tensorflow as tf  # only the TF1 checkpoint reader needs TensorFlow, not HF / our formats
     prefix = os.path.join(directory, CHECKPOINT_NAME)
     tensors = dict(state)
     tensors.update(optimizer_state or {})

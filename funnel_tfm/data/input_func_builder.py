@@ -25,6 +25,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from funnel_tfm.data.data_utils import meta_glob
+
 SAMPLE_STRATEGIES = ("single_token", "word_span")
 
 
@@ -48,7 +50,7 @@ def record_files(record_dirs: list[str], split: str, seq_len: int, uncased: bool
     case = "uncased" if uncased else "cased"
     files, examples = [], 0
     for directory in record_dirs:
-        metas = sorted(tf.io.gfile.glob(os.path.join(directory, f"meta.{split}.pass-*.seq-{seq_len}.{case}.json*")))
+        metas = sorted(tf.io.gfile.glob(os.path.join(directory, meta_glob(split, seq_len, uncased))))
         for meta in metas:
             pass_id = int(re.search(r"\.pass-(\d+)\.", os.path.basename(meta)).group(1))
             if pass_id >= num_passes:

@@ -1,11 +1,13 @@
-"""Task heads on top of `FunnelTFM`, with the original's variable names (spec §2.12, §2.13, §6.3.4).
+"""Task heads on top of `FunnelTFM`, with the original's variable names (semantics M11, F3, F5), in keras.ops.
+
+Each head takes explicit widths and rates; `funnel_tfm.layers.head_factories` builds them from a ModelConfig.
 
     out = model(inputs)
-    lm_logits = LMHead(config, model.embedding)(out["decoder_output"], positions)     # [B, K, V]
-    rtd_logits = DiscriminatorHead(config)(out["decoder_output"])                      # [B, L]
-    cls_logits = ClassificationHead(config, n_class=3, scope="mnli")(out["pooled_output"])  # [B, 3]
-    race_logits = MultipleChoiceHead(config)(out["pooled_output"], num_choices=4)     # [B, 4]
-    squad = SquadHead(config)(out["decoder_output"], p_mask, cls_index)               # dict of log-probs
+    lm_logits = LMHead(model.embedding, d_model=768, d_embed=768, vocab_size=30522, **common)(hidden, positions)
+    rtd_logits = DiscriminatorHead(d_model=768, initializer=init)(out["decoder_output"])          # [B, L]
+    cls_logits = ClassificationHead(768, n_class=3, dropout=0.1, initializer=init, scope="mnli")(pooled)
+    race_logits = MultipleChoiceHead(768, dropout=0.1, initializer=init)(pooled, num_choices=4)  # [B, 4]
+    squad = SquadHead(768, layer_norm_eps=1e-8, dropout=0.1, initializer=init)(hidden, p_mask, cls_index)
 
 Every head exposes `weight_names()` relative to the `model/` scope and `scope_names()`, the top-level scopes
 its weights live under, which is how a checkpoint reader recognises which heads a checkpoint holds.
@@ -18,17 +20,16 @@ import re
 from typing import Any
 
 import keras
-import tensorflow as tf
+from keras import ops
 
-from funnel_tfm.config import ModelConfig
-from funnel_tfm.layers import EinsumDense, LayerNorm, WeightNamesMixin, make_initializer
+from funnel_tfm.layers.core import EinsumDense, LayerNorm, WeightNamesMixin, take_along_sequence
 
 # Large negative logit for positions that cannot be an answer (the original's 1e30, applied in float32).
 _MASKED_LOGIT = 1e30
 
 
 class LMHead(WeightNamesMixin, keras.layers.Layer):
-    """The original LM head (spec §2.12): dense D->E with `ff_activation`, LayerNorm, then the tied table.
+    """The original LM head (semantics M11): dense D->E with `ff_activation`, LayerNorm, then the tied table.
 
     `logits = LN(act(h·W + b)) · word_embeddingᵀ + lm_loss/bias`, in float32. With `positions` [B, K], only
     those positions are projected (the original computed MLM logits only at the `num_predict` targets).
@@ -36,24 +37,23 @@ class LMHead(WeightNamesMixin, keras.layers.Layer):
 
     kind = "lm"
 
-    def __init__(self, config: ModelConfig, embedding, d_model: int | None = None, **kwargs) -> None:
+    def __init__(self, embedding, d_model: int, d_embed: int, vocab_size: int, activation: str,
+                 layer_norm_eps: float, initializer: Any, **kwargs) -> None:
         super().__init__(**kwargs)
-        d_model = d_model or config.d_model
         self.embedding = embedding  # shares the variable: gradients reach the input table
-        self.dense = EinsumDense((d_model,), (config.d_embed,), make_initializer(config),
-                                 activation=config.ff_activation, name="dense", dtype=self.dtype_policy)
-        self.layer_norm = LayerNorm(config.d_embed, config.layer_norm_eps, name="layer_norm", dtype=self.dtype_policy)
-        self.bias = self.add_weight(shape=(config.vocab_size,), initializer="zeros", name="lm_loss_bias",
-                                    autocast=False)
+        self.dense = EinsumDense((d_model,), (d_embed,), initializer, activation=activation, name="dense",
+                                 dtype=self.dtype_policy)
+        self.layer_norm = LayerNorm(d_embed, layer_norm_eps, name="layer_norm", dtype=self.dtype_policy)
+        self.bias = self.add_weight(shape=(vocab_size,), initializer="zeros", name="lm_loss_bias", autocast=False)
         self.built = True
 
-    def call(self, hidden: tf.Tensor, positions: tf.Tensor | None = None) -> tf.Tensor:
+    def call(self, hidden, positions=None):
         if positions is not None:
-            hidden = tf.gather(hidden, tf.cast(positions, tf.int32), batch_dims=1)
+            hidden = take_along_sequence(hidden, positions)
         projected = self.layer_norm(self.dense(hidden))
-        table = tf.cast(self.embedding.word_embedding, projected.dtype)
-        logits = tf.einsum("bke,ve->bkv", projected, table)
-        return tf.cast(logits, tf.float32) + self.bias
+        table = ops.cast(self.embedding.word_embedding, projected.dtype)
+        logits = ops.einsum("bke,ve->bkv", projected, table)
+        return ops.cast(logits, "float32") + ops.cast(self.bias, "float32")
 
     def weight_names(self) -> dict[str, Any]:
         names = {f"lm_proj/dense/{k}": v for k, v in self.dense.weight_names().items()}
@@ -74,19 +74,18 @@ class DiscriminatorHead(WeightNamesMixin, keras.layers.Layer):
 
     kind = "discriminator"
 
-    def __init__(self, config: ModelConfig, **kwargs) -> None:
+    def __init__(self, d_model: int, initializer: Any, **kwargs) -> None:
         super().__init__(**kwargs)
-        init = make_initializer(config)
-        self.dense = EinsumDense((config.d_model,), (config.d_model,), init, activation="gelu", name="dense",
+        self.dense = EinsumDense((d_model,), (d_model,), initializer, activation="gelu", name="dense",
                                  dtype=self.dtype_policy)
-        self.weight = self.add_weight(shape=(config.d_model,), initializer=init, name="binary_loss_weight",
+        self.weight = self.add_weight(shape=(d_model,), initializer=initializer, name="binary_loss_weight",
                                       autocast=False)
         self.bias = self.add_weight(shape=(1,), initializer="zeros", name="binary_loss_bias", autocast=False)
         self.built = True
 
-    def call(self, hidden: tf.Tensor) -> tf.Tensor:
-        projected = tf.cast(self.dense(hidden), tf.float32)
-        return tf.einsum("bld,d->bl", projected, self.weight) + self.bias
+    def call(self, hidden):
+        projected = ops.cast(self.dense(hidden), "float32")
+        return ops.einsum("bld,d->bl", projected, ops.cast(self.weight, "float32")) + ops.cast(self.bias, "float32")
 
     def weight_names(self) -> dict[str, Any]:
         names = {f"binary_proj/dense/{k}": v for k, v in self.dense.weight_names().items()}
@@ -106,16 +105,16 @@ class ClassificationHead(WeightNamesMixin, keras.layers.Layer):
 
     kind = "classification"
 
-    def __init__(self, config: ModelConfig, n_class: int, scope: str = "cls", **kwargs) -> None:
+    def __init__(self, d_model: int, n_class: int, dropout: float, initializer: Any, scope: str = "cls",
+                 **kwargs) -> None:
         super().__init__(name=kwargs.pop("name", re.sub(r"\W", "_", scope)), **kwargs)
         self.scope, self.n_class = scope, n_class
-        self.dropout = keras.layers.Dropout(config.dropout, dtype=self.dtype_policy)
-        self.logit = EinsumDense((config.d_model,), (n_class,), make_initializer(config), name="logit",
-                                 dtype=self.dtype_policy)
+        self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.logit = EinsumDense((d_model,), (n_class,), initializer, name="logit", dtype=self.dtype_policy)
         self.built = True
 
-    def call(self, pooled: tf.Tensor, training: bool = False) -> tf.Tensor:
-        return tf.cast(self.logit(self.dropout(pooled, training=training)), tf.float32)
+    def call(self, pooled, training: bool = False):
+        return ops.cast(self.logit(self.dropout(pooled, training=training)), "float32")
 
     def weight_names(self) -> dict[str, Any]:
         return {f"{self.scope}/logit/{k}": v for k, v in self.logit.weight_names().items()}
@@ -129,18 +128,17 @@ class MultipleChoiceHead(WeightNamesMixin, keras.layers.Layer):
 
     kind = "multiple_choice"
 
-    def __init__(self, config: ModelConfig, scope: str = "race", **kwargs) -> None:
+    def __init__(self, d_model: int, dropout: float, initializer: Any, scope: str = "race", **kwargs) -> None:
         super().__init__(name=kwargs.pop("name", scope), **kwargs)
         self.scope = scope
-        self.dropout = keras.layers.Dropout(config.dropout, dtype=self.dtype_policy)
-        self.logits = EinsumDense((config.d_model,), (1,), make_initializer(config), name="logits",
-                                  dtype=self.dtype_policy)
+        self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.logits = EinsumDense((d_model,), (1,), initializer, name="logits", dtype=self.dtype_policy)
         self.built = True
 
-    def call(self, pooled: tf.Tensor, num_choices: int, training: bool = False) -> tf.Tensor:
+    def call(self, pooled, num_choices: int, training: bool = False):
         """`pooled` [B·num_choices, D], choices of one example adjacent -> logits [B, num_choices]."""
-        logits = tf.cast(self.logits(self.dropout(pooled, training=training)), tf.float32)
-        return tf.reshape(logits, [-1, num_choices])
+        logits = ops.cast(self.logits(self.dropout(pooled, training=training)), "float32")
+        return ops.reshape(logits, (-1, num_choices))
 
     def weight_names(self) -> dict[str, Any]:
         return {f"{self.scope}/logits/{k}": v for k, v in self.logits.weight_names().items()}
@@ -162,76 +160,78 @@ class SquadHead(WeightNamesMixin, keras.layers.Layer):
 
     kind = "squad"
 
-    def __init__(self, config: ModelConfig, conditional_end: bool = True, use_answer_class: bool = True,
-                 start_n_top: int = 5, end_n_top: int = 5, **kwargs) -> None:
+    def __init__(self, d_model: int, layer_norm_eps: float, dropout: float, initializer: Any,
+                 conditional_end: bool = True, use_answer_class: bool = True, start_n_top: int = 5,
+                 end_n_top: int = 5, **kwargs) -> None:
         super().__init__(name=kwargs.pop("name", "squad"), **kwargs)
-        d, init, policy = config.d_model, make_initializer(config), self.dtype_policy
+        d, init, policy = d_model, initializer, self.dtype_policy
         self.conditional_end, self.use_answer_class = conditional_end, use_answer_class
         self.start_n_top, self.end_n_top = start_n_top, end_n_top
         self.start = EinsumDense((d,), (1,), init, name="dense", dtype=policy)
         if conditional_end:
             self.end_hidden = EinsumDense((2 * d,), (d,), init, activation="tanh", name="dense_0", dtype=policy)
-            self.end_norm = LayerNorm(d, config.layer_norm_eps, name="layer_norm", dtype=policy)
+            self.end_norm = LayerNorm(d, layer_norm_eps, name="layer_norm", dtype=policy)
             self.end = EinsumDense((d,), (1,), init, name="dense_1", dtype=policy)
         else:
             self.end = EinsumDense((d,), (1,), init, name="dense", dtype=policy)
         if use_answer_class:
             self.answer_hidden = EinsumDense((2 * d,), (d,), init, activation="tanh", name="dense_0", dtype=policy)
-            self.answer_dropout = keras.layers.Dropout(config.dropout, dtype=policy)
+            self.answer_dropout = keras.layers.Dropout(dropout, dtype=policy)
             self.answer = EinsumDense((d,), (1,), init, use_bias=False, name="dense_1", dtype=policy)
         self.built = True
 
     @staticmethod
-    def _masked(logits: tf.Tensor, p_mask: tf.Tensor) -> tf.Tensor:
+    def _masked(logits, p_mask):
         return logits * (1.0 - p_mask) - _MASKED_LOGIT * p_mask
 
-    def _end_logits(self, hidden: tf.Tensor, start_features: tf.Tensor) -> tf.Tensor:
+    def _end_logits(self, hidden, start_features):
         """hidden [B, L, D], start_features [B, ..., D] broadcast over L -> float32 logits [B, ..., L]."""
         if not self.conditional_end:
-            return tf.cast(self.end(hidden)[..., 0], tf.float32)
-        if start_features.shape.rank == 2:  # one start per example
-            tiled = tf.broadcast_to(start_features[:, None], tf.shape(hidden))
-            x = tf.concat([hidden, tiled], axis=-1)
+            return ops.cast(self.end(hidden)[..., 0], "float32")
+        if len(start_features.shape) == 2:  # one start per example
+            tiled = ops.broadcast_to(start_features[:, None], ops.shape(hidden))
+            x = ops.concatenate([hidden, tiled], axis=-1)
         else:  # [B, K, D]: K candidate starts, each scored against every position
             k = start_features.shape[1]
-            tiled_hidden = tf.broadcast_to(hidden[:, None], [tf.shape(hidden)[0], k, hidden.shape[1], hidden.shape[2]])
-            tiled_start = tf.broadcast_to(start_features[:, :, None], tf.shape(tiled_hidden))
-            x = tf.concat([tiled_hidden, tiled_start], axis=-1)
-        return tf.cast(self.end(self.end_norm(self.end_hidden(x)))[..., 0], tf.float32)
+            shape = (ops.shape(hidden)[0], k, hidden.shape[1], hidden.shape[2])
+            tiled_hidden = ops.broadcast_to(hidden[:, None], shape)
+            tiled_start = ops.broadcast_to(start_features[:, :, None], shape)
+            x = ops.concatenate([tiled_hidden, tiled_start], axis=-1)
+        return ops.cast(self.end(self.end_norm(self.end_hidden(x)))[..., 0], "float32")
 
-    def call(self, hidden: tf.Tensor, p_mask: tf.Tensor, cls_index: tf.Tensor,
-             start_positions: tf.Tensor | None = None, training: bool = False) -> dict[str, tf.Tensor]:
-        p_mask = tf.cast(p_mask, tf.float32)
-        start_logits = self._masked(tf.cast(self.start(hidden)[..., 0], tf.float32), p_mask)
-        start_log_probs = tf.nn.log_softmax(start_logits, axis=-1)
-        outputs: dict[str, tf.Tensor] = {}
+    def _top_ends(self, end_logits):
+        return ops.top_k(ops.log_softmax(end_logits, axis=-1), k=self.end_n_top)
+
+    def call(self, hidden, p_mask, cls_index, start_positions=None, training: bool = False) -> dict[str, Any]:
+        p_mask = ops.cast(p_mask, "float32")
+        start_logits = self._masked(ops.cast(self.start(hidden)[..., 0], "float32"), p_mask)
+        start_log_probs = ops.log_softmax(start_logits, axis=-1)
+        outputs: dict[str, Any] = {}
         if start_positions is not None:
-            start_features = tf.gather(hidden, tf.cast(start_positions, tf.int32), batch_dims=1)
+            start_features = take_along_sequence(hidden, ops.reshape(start_positions, (-1, 1)))[:, 0]
             end_logits = self._masked(self._end_logits(hidden, start_features), p_mask)
-            outputs.update(start_log_probs=start_log_probs, end_log_probs=tf.nn.log_softmax(end_logits, axis=-1))
+            outputs.update(start_log_probs=start_log_probs, end_log_probs=ops.log_softmax(end_logits, axis=-1))
         else:
-            top_log_probs, top_index = tf.math.top_k(start_log_probs, k=self.start_n_top)
+            top_log_probs, top_index = ops.top_k(start_log_probs, k=self.start_n_top)
             outputs.update(start_top_log_probs=top_log_probs, start_top_index=top_index)
             if self.conditional_end:
-                start_features = tf.gather(hidden, top_index, batch_dims=1)              # [B, K, D]
+                start_features = take_along_sequence(hidden, top_index)                    # [B, K, D]
                 end_logits = self._masked(self._end_logits(hidden, start_features), p_mask[:, None])
-                end_top_log_probs, end_top_index = tf.math.top_k(tf.nn.log_softmax(end_logits, -1), k=self.end_n_top)
-                batch = tf.shape(hidden)[0]
-                outputs.update(end_top_log_probs=tf.reshape(end_top_log_probs, [batch, -1]),
-                               end_top_index=tf.reshape(end_top_index, [batch, -1]))
+                end_top_log_probs, end_top_index = self._top_ends(end_logits)
+                outputs.update(end_top_log_probs=ops.reshape(end_top_log_probs, (ops.shape(hidden)[0], -1)),
+                               end_top_index=ops.reshape(end_top_index, (ops.shape(hidden)[0], -1)))
             else:
-                end_logits = self._masked(self._end_logits(hidden, None), p_mask)
-                end_top_log_probs, end_top_index = tf.math.top_k(tf.nn.log_softmax(end_logits, -1), k=self.end_n_top)
+                end_top_log_probs, end_top_index = self._top_ends(self._masked(self._end_logits(hidden, None), p_mask))
                 outputs.update(end_top_log_probs=end_top_log_probs, end_top_index=end_top_index)
-        cls_index = tf.cast(cls_index, tf.int32)
+        cls_index = ops.reshape(ops.cast(cls_index, "int32"), (-1, 1))
         if self.use_answer_class:
-            cls_features = tf.gather(hidden, cls_index, batch_dims=1)
-            start_probs = tf.cast(tf.nn.softmax(start_logits, axis=-1), hidden.dtype)
-            start_summary = tf.einsum("bl,bld->bd", start_probs, hidden)
-            x = self.answer_hidden(tf.concat([start_summary, cls_features], axis=-1))
-            outputs["cls_logits"] = tf.cast(self.answer(self.answer_dropout(x, training=training))[:, 0], tf.float32)
+            cls_features = take_along_sequence(hidden, cls_index)[:, 0]
+            start_probs = ops.cast(ops.softmax(start_logits, axis=-1), hidden.dtype)
+            start_summary = ops.einsum("bl,bld->bd", start_probs, hidden)
+            x = self.answer_hidden(ops.concatenate([start_summary, cls_features], axis=-1))
+            outputs["cls_logits"] = ops.cast(self.answer(self.answer_dropout(x, training=training))[:, 0], "float32")
         else:
-            outputs["cls_logits"] = tf.gather(start_log_probs, cls_index, batch_dims=1)
+            outputs["cls_logits"] = ops.take_along_axis(start_log_probs, cls_index, axis=1)[:, 0]
         return outputs
 
     def weight_names(self) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from funnel_tfm.errors import CheckpointError
+from funnel_tfm.checkpoints.assign import assign_by_name
 
 ADAM_SLOTS = ("adam_m", "adam_v")
 _LAYER_PATTERN = re.compile(r"^model/(encoder|decoder)/layer_(\d+)/")
@@ -225,16 +225,10 @@ class AdamW(tf.Module):
 
     def load_slot_state(self, state: dict[str, Any], source: str) -> list[str]:
         """Assigns `<name>/adam_m|adam_v` and `global_step` from an original checkpoint; returns what was set."""
-        assigned = []
+        slots = {}
         for name, m, v in zip(self.names, self.m, self.v):
-            for slot, target in ((f"{name}/adam_m", m), (f"{name}/adam_v", v)):
-                if slot in state:
-                    value = state[slot]
-                    if tuple(value.shape) != tuple(target.shape):
-                        raise CheckpointError(f"{source}: {slot} has shape {tuple(value.shape)} in the checkpoint "
-                                              f"but {tuple(target.shape)} in the model")
-                    target.assign(value)
-                    assigned.append(slot)
+            slots.update({f"{name}/adam_m": m, f"{name}/adam_v": v})
+        assigned = assign_by_name(slots, state, source).assigned
         if "global_step" in state:
             self.iterations.assign(int(state["global_step"]))
             assigned.append("global_step")

@@ -24,16 +24,17 @@ import os
 import re
 from typing import Any
 
-import keras
 import numpy as np
 
-from funnel_tfm import file_io, hf_format, original_format
+from funnel_tfm import file_io
+from funnel_tfm.checkpoints import hf_format, original_format
+from funnel_tfm.checkpoints.assign import assign_by_name
 from funnel_tfm.config import ConfigError, ModelConfig
 from funnel_tfm.errors import CheckpointError
-from funnel_tfm.heads import ClassificationHead, DiscriminatorHead, LMHead, MultipleChoiceHead, SquadHead
+from funnel_tfm.layers import head_factories
 
 __all__ = ["CheckpointError", "FunnelCheckpoint", "LoadReport", "build_checkpoint", "export", "load_checkpoint",
-           "load_pretrained", "save_pretrained"]
+           "save_pretrained"]
 
 OUR_CONFIG = "funnel_config.json"
 OUR_WEIGHTS = "model.safetensors"
@@ -112,18 +113,20 @@ def _detect_heads(config: ModelConfig, names: dict[str, np.ndarray], model) -> t
     policy = model.dtype_policy
     scopes = {name.split("/", 1)[0] for name in names if not name.startswith(_BACKBONE_SCOPES)}
     if scopes & {"lm_proj", "lm_loss"}:
-        heads["lm"] = LMHead(config, model.embedding, name="lm", dtype=policy)  # tied to the model's table
+        heads["lm"] = head_factories.lm_head(config, model.embedding, name="lm", dtype=policy)  # tied table
     if scopes & {"binary_proj", "binary_loss"}:
-        heads["binary"] = DiscriminatorHead(config, name="binary", dtype=policy)
+        heads["binary"] = head_factories.discriminator_head(config, name="binary", dtype=policy)
     if scopes & {"start_logits", "end_logits", "answer_class"}:
-        heads["squad"] = SquadHead(config, conditional_end="end_logits/dense_0/kernel" in names,
-                                   use_answer_class="answer_class/dense_0/kernel" in names, dtype=policy)
+        heads["squad"] = head_factories.squad_head(config, conditional_end="end_logits/dense_0/kernel" in names,
+                                                   use_answer_class="answer_class/dense_0/kernel" in names,
+                                                   dtype=policy)
     if "race" in scopes and "race/logits/kernel" in names:
-        heads["race"] = MultipleChoiceHead(config, dtype=policy)
+        heads["race"] = head_factories.multiple_choice_head(config, dtype=policy)
     for scope in sorted(scopes):
         kernel = names.get(f"{scope}/logit/kernel")
         if kernel is not None and kernel.ndim == 2 and scope not in heads:
-            heads[scope] = ClassificationHead(config, n_class=kernel.shape[1], scope=scope, dtype=policy)
+            heads[scope] = head_factories.classification_head(config, n_class=kernel.shape[1], scope=scope,
+                                                              dtype=policy)
     claimed = set().union(*(head.scope_names() for head in heads.values()))
     unclaimed = sorted(n for n in names if not n.startswith(_BACKBONE_SCOPES) and n.split("/", 1)[0] not in claimed)
     return heads, unclaimed
@@ -137,18 +140,6 @@ def _generator_config(config: ModelConfig, names: dict[str, np.ndarray], source:
         raise CheckpointError(f"{source}: the generator/ weights lack generator/encoder/layer_0/rel_attn/q/kernel or "
                               f"ff/layer_1/kernel with the expected rank, so its width cannot be read")
     return config.replace(d_model=int(q.shape[0]), n_head=int(q.shape[1]), d_inner=int(ff.shape[1]))
-
-
-def _assign(targets: dict[str, Any], values: dict[str, np.ndarray], source: str, report: LoadReport) -> None:
-    for name, variable in targets.items():
-        if name not in values:
-            continue
-        array = values[name]
-        if tuple(variable.shape) != tuple(array.shape):
-            raise CheckpointError(f"{source}: {name} has shape {tuple(array.shape)} in the checkpoint but "
-                                  f"{tuple(variable.shape)} in the model built from the config")
-        variable.assign(array.astype(np.float32))
-        report.loaded.append(name)
 
 
 def _unexpected_layers(names: dict[str, np.ndarray], targets: dict[str, Any], with_decoder: bool) -> list[str]:
@@ -180,16 +171,16 @@ def _layer_order(name: str) -> tuple:
     return (int(match.group(1)) if match else -1, name)
 
 
-def build_checkpoint(config: ModelConfig, state: dict[str, np.ndarray], source: str,
+def build_checkpoint(config: ModelConfig, state: dict[str, np.ndarray], source: str, backbone_cls: type,
                      use_decoder: bool | None = None, optimizer_state: dict[str, np.ndarray] | None = None,
                      report: LoadReport | None = None, source_format: str = "keras",
                      dtype: Any = None) -> FunnelCheckpoint:
     """Builds every part the full original names in `state` describe and assigns them, checking shapes.
 
     Errors (CheckpointError) name the variable and both shapes for a config that does not fit the weights,
-    list missing weights, and list backbone weights the config does not build.
+    list missing weights, and list backbone weights the config does not build. `backbone_cls` is the backbone
+    class (`FunnelTFM`): passed in, because the checkpoint layer sits below the model that loads through it.
     """
-    from funnel_tfm.modeling import FunnelTFM
     report = report or LoadReport()
     optimizer_state = dict(optimizer_state or {})
     for name in optimizer_state:
@@ -200,7 +191,7 @@ def build_checkpoint(config: ModelConfig, state: dict[str, np.ndarray], source: 
         if not name.startswith((MODEL, GENERATOR)):
             report.skipped[name] = "outside the model/ and generator/ scopes"
     with_decoder = any(n.startswith("decoder/") for n in core) if use_decoder is None else use_decoder
-    model = FunnelTFM(config, use_decoder=with_decoder, dtype=dtype)
+    model = backbone_cls(config, use_decoder=with_decoder, dtype=dtype)
     targets = model.weight_names()
     unexpected = [MODEL + name for name in _unexpected_layers(core, targets, with_decoder)]
     for name in core:
@@ -214,13 +205,14 @@ def build_checkpoint(config: ModelConfig, state: dict[str, np.ndarray], source: 
                               source_format=source_format)
     if generator_names:
         gen_config = _generator_config(config, generator_names, source)
-        result.generator = FunnelTFM(gen_config, use_decoder=any(n.startswith("decoder/") for n in generator_names),
+        result.generator = backbone_cls(gen_config, use_decoder=any(n.startswith("decoder/") for n in generator_names),
                                      shared_embedding=model.embedding, name="generator", dtype=dtype)
         if any(n.startswith(("lm_proj/", "lm_loss/")) for n in generator_names):
-            result.generator_head = LMHead(gen_config, model.embedding, name="generator_lm", dtype=model.dtype_policy)
+            result.generator_head = head_factories.lm_head(gen_config, model.embedding, name="generator_lm",
+                                                           dtype=model.dtype_policy)
 
     targets = result.named_variables()
-    _assign(targets, state, source, report)
+    report.loaded += assign_by_name(targets, state, source, where="the model built from the config").assigned
     loaded = set(report.loaded)
     required = [n for n in targets if n not in loaded
                 and not (n.startswith(MODEL) and n[len(MODEL):].startswith(_OPTIONAL_BACKBONE))]
@@ -278,8 +270,12 @@ def _read_ours(directory: str) -> tuple[ModelConfig, dict[str, np.ndarray], dict
     return config, state, metadata
 
 
-def load_checkpoint(path: str, use_decoder: bool | None = None, dtype: Any = None) -> FunnelCheckpoint:
-    """Reads any supported format (see the module docstring); `use_decoder=False` drops a decoder."""
+def load_checkpoint(path: str, backbone_cls: type, use_decoder: bool | None = None,
+                    dtype: Any = None) -> FunnelCheckpoint:
+    """Reads any supported format (see the module docstring); `use_decoder=False` drops a decoder.
+
+    Called through the backbone: `FunnelTFM.load_checkpoint(path)` (or `funnel_tfm.load_checkpoint`).
+    """
     kind = detect_format(path)
     report = LoadReport()
     optimizer_state: dict[str, np.ndarray] = {}
@@ -307,13 +303,8 @@ def load_checkpoint(path: str, use_decoder: bool | None = None, dtype: Any = Non
                                   f"or {original_format.PYTORCH_WEIGHTS}")
         contents = original_format.read_tf_checkpoint(prefix)
         state, optimizer_state = contents.state, contents.optimizer_state
-    return build_checkpoint(config, state, path, use_decoder=use_decoder, optimizer_state=optimizer_state,
+    return build_checkpoint(config, state, path, backbone_cls, use_decoder=use_decoder, optimizer_state=optimizer_state,
                             report=report, source_format=kind, dtype=dtype)
-
-
-def load_pretrained(path: str, use_decoder: bool | None = None, dtype: Any = None):
-    """The backbone of any supported checkpoint (`FunnelTFM.from_pretrained`); `model.load_report` says what loaded."""
-    return load_checkpoint(path, use_decoder=use_decoder, dtype=dtype).model
 
 
 # ------------------------------------------------------------------------------------------- writing
@@ -374,5 +365,8 @@ def from_model(model, heads: dict[str, Any] | None = None, generator=None, gener
 
 
 def save_pretrained(model, directory: str, heads: dict[str, Any] | None = None, overwrite: bool = True) -> None:
-    """Writes a backbone (and heads) in our format, readable by `FunnelTFM.from_pretrained`."""
+    """Writes a backbone (and heads) in our format, readable by `FunnelTFM.from_pretrained`.
+
+        save_pretrained(model, "out/keras", heads={"lm": lm_head})
+    """
     export(from_model(model, heads), directory, to="keras", overwrite=overwrite)

@@ -20,10 +20,10 @@ import numpy as np
 import tensorflow as tf
 
 from funnel_tfm import file_io
-from funnel_tfm.data_fetch import split_sentences
-from funnel_tfm.tokenization import Tokenizer
+from funnel_tfm.data.data_fetch import split_sentences
+from funnel_tfm.data.data_utils import CLS_SEGMENT_ID, SEGMENT_A_ID, SEGMENT_B_ID, meta_name, record_name
+from funnel_tfm.data.tokenization import Tokenizer
 
-SEG_A, SEG_B, SEG_CLS = 0, 1, 2
 INPUT_FORMATS = ("sentence_per_line", "doc_per_line")
 
 
@@ -56,16 +56,6 @@ class Stats:
                 f"({self.long_lines_split} long lines split, {self.invalid_lines_skipped} invalid UTF-8 lines skipped), "
                 f"{self.tokens} tokens, {self.examples} examples in {self.record_files} record files, "
                 f"{self.seconds:.1f} s, {rate:,.0f} tokens/s")
-
-
-def record_name(split: str, pass_id: int, seq_len: int, uncased: bool, task: int, num_task: int) -> str:
-    case = "uncased" if uncased else "cased"
-    return f"data.{split}.pass-{pass_id}.seq-{seq_len}.{case}.tfrecord-{task:05d}-of-{num_task:05d}"
-
-
-def meta_name(split: str, pass_id: int, seq_len: int, uncased: bool, task: int, num_task: int) -> str:
-    case = "uncased" if uncased else "cased"
-    return f"meta.{split}.pass-{pass_id}.seq-{seq_len}.{case}.json-{task:05d}-of-{num_task:05d}"
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -208,7 +198,7 @@ def pack_examples(ids: np.ndarray, flags: np.ndarray, seq_len: int, tokenizer: T
         a_begin, a_end, b_begin, b_end, label, begin = split
         a, b = ids[a_begin:a_end], ids[b_begin:b_end]
         tokens = np.concatenate([[tokenizer.cls_id], a, [tokenizer.sep_id], b, [tokenizer.sep_id]]).astype(np.int64)
-        seg = np.array([SEG_CLS] + [SEG_A] * (len(a) + 1) + [SEG_B] * (len(b) + 1), np.int64)
+        seg = np.array([CLS_SEGMENT_ID] + [SEGMENT_A_ID] * (len(a) + 1) + [SEGMENT_B_ID] * (len(b) + 1), np.int64)
         boundary = np.concatenate([np.flatnonzero(starts[tokens]), [seq_len]]).astype(np.int64)
         yield {"input": tokens, "seg_id": seg, "boundary": boundary, "label": np.array([label], np.int64)}
 

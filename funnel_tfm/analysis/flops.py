@@ -79,7 +79,7 @@ def flops_per_token(config: ModelConfig, seq_len: int, use_decoder: bool = False
 
 def pretraining_step_flops(config: ModelConfig, seq_len: int, batch_size: int, num_predict: int, loss_type: str,
                            width_shrink: float = 0.25) -> float:
-    """FLOPs of one training step (forward + backward = 3 x forward) of `pretraining.PretrainingParts`.
+    """FLOPs of one training step (forward + backward = 3 x forward) of a pretraining task (`funnel_tfm.tasks`).
 
     MLM: the full model plus the LM head at `num_predict` slots (dense D->E and the tied E x V table).
     ELECTRA: the generator (full model at width × `width_shrink`, its LM head) plus the discriminator (full

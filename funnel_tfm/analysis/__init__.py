@@ -1,0 +1,1 @@
+"""Analytic model counts (`flops`: parameters, FLOPs per token) and timing helpers (`timing`)."""

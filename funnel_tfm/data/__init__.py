@@ -1,0 +1,6 @@
+"""Data: tokenizers, preprocessors, readers and writers, tf.data pipelines, shared ids and file names.
+
+No model code. `data_utils` (ids, file names), `tokenization`, `preprocessing` (tokenize and pack
+`[CLS] A [SEP] B [SEP]`), `pretrain_records` (raw text -> records), `input_func_builder` (tf.data + masking),
+`data_fetch` (real data by exact version).
+"""

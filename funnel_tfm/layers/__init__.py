@@ -1,0 +1,6 @@
+"""The model's layers, in `keras.ops` only (every Keras backend, no TensorFlow import).
+
+`core` (LayerNorm, EinsumDense, FFN, initializers), `embedding` (the `input` layer), `attention` (relative
+attention in both positional forms), `attention_structure` (positions and masks, built once per forward),
+`pooling` (pooling and upsampling), `heads` (task heads) and `head_factories` (heads from a ModelConfig).
+"""
