@@ -86,7 +86,8 @@ class FunnelTFM(keras.Model):
     def get_config(self) -> dict[str, Any]:
         if not self.owns_embedding:
             raise NotImplementedError("a FunnelTFM with a shared embedding is rebuilt by its owner, not from config")
-        return {"config": self.config.to_dict(), "use_decoder": self.use_decoder, "name": self.name}
+        return {"config": self.config.to_dict(), "use_decoder": self.use_decoder, "name": self.name,
+                "dtype": self.dtype_policy.name}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "FunnelTFM":

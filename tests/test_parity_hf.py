@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 
+import keras
 import numpy as np
 import pytest
 
@@ -29,6 +30,11 @@ from funnel_tfm.modeling import FunnelTFM  # noqa: E402
 from helpers import copy_weights, make_inputs, randomize_weights, tiny_config  # noqa: E402
 
 TOLERANCE = 1e-5
+
+
+def to_numpy(x):
+    """A backend tensor (TensorFlow, JAX or PyTorch) or array as numpy."""
+    return keras.ops.convert_to_numpy(x)
 
 
 @contextlib.contextmanager
@@ -112,11 +118,11 @@ def hf_forward(hf_model, config, inputs, use_decoder: bool) -> dict:
 def assert_close(ours: dict, reference: dict, what: str = "") -> None:
     assert len(ours["encoder_hiddens"]) == len(reference["encoder_hiddens"])
     for index, (a, b) in enumerate(zip(ours["encoder_hiddens"], reference["encoder_hiddens"])):
-        np.testing.assert_allclose(np.asarray(a), b, rtol=0, atol=TOLERANCE, err_msg=f"{what} encoder hidden {index}")
-    np.testing.assert_allclose(np.asarray(ours["sequence_output"]), reference["sequence_output"], rtol=0,
+        np.testing.assert_allclose(to_numpy(a), b, rtol=0, atol=TOLERANCE, err_msg=f"{what} encoder hidden {index}")
+    np.testing.assert_allclose(to_numpy(ours["sequence_output"]), reference["sequence_output"], rtol=0,
                                atol=TOLERANCE, err_msg=f"{what} sequence_output")
     if "decoder_output" in reference:
-        np.testing.assert_allclose(np.asarray(ours["decoder_output"]), reference["decoder_output"], rtol=0,
+        np.testing.assert_allclose(to_numpy(ours["decoder_output"]), reference["decoder_output"], rtol=0,
                                    atol=TOLERANCE, err_msg=f"{what} decoder_output")
 
 
@@ -125,6 +131,12 @@ def assert_close(ours: dict, reference: dict, what: str = "") -> None:
 # a pooling window holds one real and one pad token, padded on a window boundary.
 MATRIX = list(itertools.product(["rel_shift", "factorized"], [True, False], ["mean", "max"], [True, False],
                                 [("2_1x2_2", "1"), ("2x2_1_1x2", "2")], [16, 13]))
+BLOCKS = [("2_1x2_2", "1"), ("2x2_1_1x2", "2")]
+# The slice that also runs on the JAX and PyTorch backends (tests/test_backends.py): every value of every axis.
+BACKEND_SLICE = {("rel_shift", True, "mean", True, BLOCKS[0], 16), ("factorized", False, "max", False, BLOCKS[1], 13),
+                 ("rel_shift", False, "max", True, BLOCKS[1], 16), ("factorized", True, "mean", False, BLOCKS[0], 13),
+                 ("rel_shift", True, "max", False, BLOCKS[1], 13), ("factorized", False, "mean", True, BLOCKS[0], 16)}
+MATRIX = [pytest.param(*case, marks=pytest.mark.backend_slice) if case in BACKEND_SLICE else case for case in MATRIX]
 PADDING = {16: [16, 12, 11], 13: [13, 8, 9]}
 
 
@@ -140,10 +152,11 @@ def test_matches_transformers(tmp_path, rng, attention, truncate, pooling_type, 
     outputs = ours(inputs)
     assert_close(outputs, reference, f"{attention} truncate={truncate} {pooling_type} q_only={pool_q_only}")
     if config.block_repeats[0] == 1:  # no departure in the bridge: transformers' own FunnelModel agrees too
-        np.testing.assert_allclose(np.asarray(outputs["decoder_output"]), reference["hf_model_output"], rtol=0,
+        np.testing.assert_allclose(to_numpy(outputs["decoder_output"]), reference["hf_model_output"], rtol=0,
                                    atol=TOLERANCE)
 
 
+@pytest.mark.backend_slice
 @pytest.mark.parametrize("attention", ["rel_shift", "factorized"])
 def test_base_model_without_decoder(tmp_path, rng, attention):
     config = tiny_config(rel_attn_type=attention, block_size="3_2_2")
@@ -162,7 +175,7 @@ def test_transformers_mask_pooling_departs_from_the_original(tmp_path, rng):
     hf_model, ours = build_pair(config, use_decoder=False, tmp_path=tmp_path)
     inputs = make_inputs(rng, 16, [16, 12])
     reference = hf_forward(hf_model, config, inputs, use_decoder=False)
-    ours_out = np.asarray(ours(inputs)["sequence_output"])
+    ours_out = to_numpy(ours(inputs)["sequence_output"])
     np.testing.assert_allclose(ours_out[0], reference["sequence_output"][0], rtol=0, atol=TOLERANCE)
     assert np.abs(ours_out[1] - reference["sequence_output"][1]).max() > 1e-3
 
@@ -172,11 +185,12 @@ def test_transformers_bridge_departs_with_block0_repeats(tmp_path, rng):
     hf_model, ours = build_pair(config, use_decoder=True, tmp_path=tmp_path)
     inputs = make_inputs(rng, 16, [16, 16])
     reference = hf_forward(hf_model, config, inputs, use_decoder=True)
-    ours_out = np.asarray(ours(inputs)["decoder_output"])
+    ours_out = to_numpy(ours(inputs)["decoder_output"])
     np.testing.assert_allclose(ours_out, reference["decoder_output"], rtol=0, atol=TOLERANCE)
     assert np.abs(ours_out - reference["hf_model_output"]).max() > 1e-3
 
 
+@pytest.mark.backend_slice
 @pytest.mark.parametrize("attention", ["rel_shift", "factorized"])
 @pytest.mark.parametrize("pool_q_only", [True, False])
 def test_without_separate_cls_matches_the_original_rules(tmp_path, rng, attention, pool_q_only):
@@ -188,6 +202,7 @@ def test_without_separate_cls_matches_the_original_rules(tmp_path, rng, attentio
     assert_close(ours(inputs), reference, f"separate_cls=False {attention}")
 
 
+@pytest.mark.backend_slice
 def test_rel_shift_and_factorized_agree(rng):
     """Both positional forms compute the same function (separate_cls=True), to the parity tolerance."""
     for truncate, pool_q_only, seq_len in itertools.product([True, False], [True, False], [16, 13]):
@@ -199,7 +214,7 @@ def test_rel_shift_and_factorized_agree(rng):
         inputs = make_inputs(rng, seq_len, [seq_len, seq_len - 5])
         a, b = shift(inputs), factorized(inputs)
         for x, y in zip(a["encoder_hiddens"] + [a["decoder_output"]], b["encoder_hiddens"] + [b["decoder_output"]]):
-            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=0, atol=TOLERANCE)
+            np.testing.assert_allclose(to_numpy(x), to_numpy(y), rtol=0, atol=TOLERANCE)
 
 
 def test_rel_shift_without_separate_cls_differs_from_factorized(rng):
@@ -210,5 +225,5 @@ def test_rel_shift_without_separate_cls_differs_from_factorized(rng):
     copy_weights(shift, factorized)
     inputs = make_inputs(rng, 16, [16])
     a, b = shift(inputs)["encoder_hiddens"], factorized(inputs)["encoder_hiddens"]
-    np.testing.assert_allclose(np.asarray(a[1]), np.asarray(b[1]), rtol=0, atol=TOLERANCE)  # block 0 agrees
-    assert np.abs(np.asarray(a[2]) - np.asarray(b[2])).max() > 1e-3  # first pooling layer does not
+    np.testing.assert_allclose(to_numpy(a[1]), to_numpy(b[1]), rtol=0, atol=TOLERANCE)  # block 0 agrees
+    assert np.abs(to_numpy(a[2]) - to_numpy(b[2])).max() > 1e-3  # first pooling layer does not

@@ -70,7 +70,8 @@ class ElectraModel(keras.Model):
         return outputs
 
     def get_config(self) -> dict[str, Any]:
-        return {"config": self.config.to_dict(), "width_shrink": self.width_shrink, "name": self.name}
+        return {"config": self.config.to_dict(), "width_shrink": self.width_shrink, "name": self.name,
+                "dtype": self.dtype_policy.name}
 
 
 class ElectraTask(Task):

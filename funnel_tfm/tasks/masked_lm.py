@@ -46,7 +46,7 @@ class MaskedLMModel(keras.Model):
         return self.lm_head(hidden)
 
     def get_config(self) -> dict[str, Any]:
-        return {"config": self.config.to_dict(), "name": self.name}
+        return {"config": self.config.to_dict(), "name": self.name, "dtype": self.dtype_policy.name}
 
 
 class MaskedLMTask(Task):
