@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from funnel_tfm.data import data_fetch
 from funnel_tfm.data.tokenization import Tokenizer
-from pretrain_helpers import (MODEL_FLAGS, NUM_PREDICT, SEQ_LEN, exported_weights, run_pretrain, train_in_process,
+from pretrain_helpers import (MODEL_FLAGS, NUM_PREDICT, SEQ_LEN, exported_weights, run_pretrain, tiny_pretrain_config,
+                              train_in_process,
                               write_records)
 
 
@@ -206,3 +207,26 @@ def test_tensorboard_scalars_and_metrics_file(one_device_run):
         assert tag in tags, sorted(tags)
     lines = open(os.path.join(one_device_run, "metrics.jsonl")).read().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [2, 4, 6, 8]
+
+
+@pytest.mark.parametrize("block_size, pooling_size, separate_cls, tail", [
+    ("1_1_1", 3, True, 9),    # the tail follows pooling_size ** (n_block - 1), not 2 ** (n_block - 1)
+    ("1_1_1", 2, True, 4),
+    ("1_1_1", 3, False, 0),   # without separate_cls nothing is truncated (the original's condition)
+])
+def test_input_tail_follows_the_pooling_of_the_config(records, tokenizer, block_size, pooling_size, separate_cls,
+                                                       tail):
+    from funnel_tfm.data.input_func_builder import MaskingIds
+    from funnel_tfm.training.pretrain_job import PretrainRun, pretraining_input_fn
+    config = tiny_pretrain_config(block_size=block_size, pooling_size=pooling_size, separate_cls=separate_cls,
+                                  decoder_size="1")
+    run = PretrainRun(record_dir=[records], tokenizer_path="unused", seq_len=SEQ_LEN, num_predict=NUM_PREDICT,
+                      model_dir="unused", shuffle_buffer=100)
+    dataset = pretraining_input_fn(run, config, MaskingIds.from_tokenizer(tokenizer), per_replica_batch=4)(None)
+    ids = next(iter(dataset))["origin_ids"].numpy()
+    if tail:
+        expected = [tokenizer.sep_id] + [tokenizer.pad_id] * (tail - 1)
+        assert (ids[:, -tail:] == np.array(expected)).all(), ids[:, -tail - 2:]
+        assert (ids[:, -tail - 1] != tokenizer.pad_id).all()
+    else:
+        assert (ids[:, -1] == tokenizer.sep_id).all() and (ids != tokenizer.pad_id).all()

@@ -130,6 +130,17 @@ def _format_progress(run: PretrainRun, step: int, means: dict, tokens_per_second
     return " | ".join(cells)
 
 
+def pretraining_input_fn(run: PretrainRun, config: ModelConfig, special: MaskingIds, per_replica_batch: int,
+                         start_step: int = 0):
+    """The input pipeline for `config`: with `truncate_seq` and `separate_cls`, the last `pooling_size **
+    (n_block - 1)` tokens of each example become [SEP] [PAD]... so that the truncated pooling keeps the real
+    tokens (semantics D5; the original hard-coded a pooling size of 2 here, we use the config's)."""
+    return pretrain_input_fn(run.record_dir, run.seq_len, per_replica_batch, run.num_predict, special,
+                             run.sample_strategy, run.uncased, num_passes=run.num_passes, seed=run.seed,
+                             stride=config.total_stride, truncate_seq=config.truncate_seq and config.separate_cls,
+                             shuffle_buffer=run.shuffle_buffer, start_step=start_step, sharding=run.input_sharding)
+
+
 def run_pretraining(run: PretrainRun) -> int:
     """Trains, checkpoints and exports as `run` says; returns the exit status (errors are exceptions)."""
     _configure_devices(run)
@@ -185,11 +196,8 @@ def run_pretraining(run: PretrainRun) -> int:
         f"{run.seq_len}, {run.precision}{', XLA' if run.jit_compile else ''}")
 
     start = trainer.current_step()
-    dataset_fn = pretrain_input_fn(run.record_dir, run.seq_len, run.train_batch_size // replicas,
-                                   run.num_predict, special, run.sample_strategy, run.uncased,
-                                   num_passes=run.num_passes, seed=run.seed, stride=config.total_stride,
-                                   truncate_seq=config.truncate_seq, shuffle_buffer=run.shuffle_buffer,
-                                   start_step=start - int(input_offset.numpy()), sharding=run.input_sharding)
+    dataset_fn = pretraining_input_fn(run, config, special, run.train_batch_size // replicas,
+                                      start_step=start - int(input_offset.numpy()))
     iterator = trainer.distribute(dataset_fn)
     writer = tf.summary.create_file_writer(os.path.join(run.model_dir, "train")) if chief else None
     metrics_path = os.path.join(run.model_dir, "metrics.jsonl")
