@@ -26,7 +26,7 @@ ORIGINAL_KEYS = (
     "dropout", "dropatt", "dropact", "init", "init_std", "init_range", "rel_attn_type", "separate_cls",
     "pooling_type", "pooling_size", "pool_q_only", "decoder_size",
 )
-# Keys of the original PyTorch port's `net_config.pytorch.json` (spec §1.6).
+# Keys of the original PyTorch port's `net_config.pytorch.json` (semantics C2).
 PYTORCH_JSON_KEYS = (
     "vocab_size", "d_embed", "d_model", "n_head", "d_head", "d_inner", "dropout", "dropatt", "dropact",
     "block_size", "pooling_type", "pooling_size", "separate_cls", "pool_q_only",
@@ -67,7 +67,7 @@ def parse_depth(token: str, what: str) -> tuple[int, int]:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """All architecture settings; defaults are the original's flag defaults (spec §1.1)."""
+    """All architecture settings; defaults are the original's flag defaults (semantics C1)."""
 
     block_size: str = "3_3_3"
     vocab_size: int = 30522
@@ -173,7 +173,7 @@ class ModelConfig:
 
     # ------------------------------------------------------------------------------------ lengths
     def pooled_length(self, length: int) -> int:
-        """Length after one pooling step of a sequence of `length` (spec §2.6, SAME padding)."""
+        """Length after one pooling step of a sequence of `length` (semantics M8, SAME padding)."""
         if self.separate_cls:
             body = length - 1 - (1 if self.truncate_seq else 0)
             return 1 + math.ceil(body / self.pooling_size)
@@ -246,7 +246,7 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
     def generator_config(self, width_shrink: float = 0.25) -> "ModelConfig":
-        """The ELECTRA generator: d_model, d_inner and n_head times `width_shrink`, truncated (spec §3.2).
+        """The ELECTRA generator: d_model, d_inner and n_head times `width_shrink`, truncated (semantics P4).
 
             ModelConfig().generator_config().d_model   # 768 -> 192; d_head and d_embed unchanged
         """
@@ -361,7 +361,7 @@ class ModelConfig:
         file_io.atomic_write_text(path, json.dumps(values, indent=4, sort_keys=True) + "\n")
 
 
-# Configs of the released models (spec §1.5) and of the standard Transformers they are compared with; the
+# Configs of the released models (semantics C2) and of the standard Transformers they are compared with; the
 # standard ones are one-block Funnels (no pooling) with the same relative attention, as in the paper.
 def _sized(block_size: str, d_model: int, decoder_size: str = "2") -> ModelConfig:
     return ModelConfig(block_size=block_size, d_embed=d_model, d_model=d_model, n_head=d_model // 64, d_head=64,

@@ -1,4 +1,4 @@
-r"""Raw text files -> pretraining TFRecords + meta json (the original's create_pretrain_data.py, spec §4.2-§4.4).
+r"""Raw text files -> pretraining TFRecords + meta json (the original's create_pretrain_data.py, semantics D2–D4).
 
     python -m funnel_tfm.create_pretrain_data --input_glob='corpus/*.txt' --save_dir=records \
         --tokenizer_path=vocab.txt --seq_len=128 --num_proc=8 --parallel      # all 8 tasks, every core

@@ -125,7 +125,7 @@ class FunnelTFM(keras.Model):
         return names
 
     def encoder_schedule(self) -> list[tuple[int, int, int, int]]:
-        """(block, param layer index, repeat, sub-layer index within block) in execution order (spec §1.3)."""
+        """(block, param layer index, repeat, sub-layer index within block) in execution order (semantics M9)."""
         schedule, first = [], 0
         for block, (params, repeats) in enumerate(zip(self.config.block_param_sizes, self.config.block_repeats)):
             for p in range(params):

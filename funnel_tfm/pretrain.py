@@ -1,4 +1,4 @@
-r"""MLM or ELECTRA pretraining from create_pretrain_data records (the original's pretrain.py, spec §4.8-§5).
+r"""MLM or ELECTRA pretraining from create_pretrain_data records (the original's pretrain.py, semantics P1–P10).
 
     python -m funnel_tfm.pretrain --record_dir=records --tokenizer_path=vocab.txt --model_dir=run \
         --model_config=B6-6-6H768 --loss_type=electra --seq_len=512 --num_predict=85 \
@@ -32,7 +32,7 @@ flags.DEFINE_string("tokenizer_path", None, "The vocab.txt / .model the records 
 flags.DEFINE_boolean("uncased", True, "Records of the uncased tokenizer (part of the record file names).")
 flags.DEFINE_integer("seq_len", 0, "Sequence length of the records.")
 flags.DEFINE_integer("num_predict", None, "Number of masked target slots per example.")
-flags.DEFINE_enum("sample_strategy", "single_token", ["single_token", "word_span"], "Target sampling (spec §4.6).")
+flags.DEFINE_enum("sample_strategy", "single_token", ["single_token", "word_span"], "Target sampling (semantics D6).")
 flags.DEFINE_integer("num_passes", 1, "Use record passes < num_passes.")
 flags.DEFINE_integer("shuffle_buffer", 20480, "Record shuffle buffer per input pipeline.")
 flags.DEFINE_enum("input_sharding", "files", ["files", "global_batch"],
@@ -47,7 +47,7 @@ flags.DEFINE_float("disc_coeff", 50.0, "ELECTRA discriminator loss weight.")
 flags.DEFINE_string("init_checkpoint", None, "Start from this checkpoint (original, Hugging Face or ours).")
 flags.DEFINE_boolean("init_global_vars", True, "With --init_checkpoint: also restore Adam slots and global_step "
                                                "when the checkpoint has them.")
-# Optimization (spec §5; defaults are the original's).
+# Optimization (semantics P6–P9; defaults are the original's).
 flags.DEFINE_float("learning_rate", 1e-5, "Peak learning rate.")
 flags.DEFINE_integer("warmup_steps", 0, "Linear warmup steps.")
 flags.DEFINE_enum("decay_method", "poly", ["poly", "linear", "cos"], "Decay after warmup.")

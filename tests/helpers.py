@@ -8,7 +8,7 @@ from funnel_tfm.config import ModelConfig
 
 
 def tiny_config(**changes) -> ModelConfig:
-    """D=16, N=4, H=4, F=32, V=50: the spec's suggested oracle size (§10.5)."""
+    """D=16, N=4, H=4, F=32, V=50: the suggested oracle size (semantics V1)."""
     values = dict(block_size="2_1x2_2", vocab_size=50, d_embed=16, d_model=16, n_head=4, d_head=4, d_inner=32,
                   decoder_size="1", dropout=0.0, dropatt=0.0, dropact=0.0)
     values.update(changes)

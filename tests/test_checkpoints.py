@@ -272,7 +272,7 @@ def test_task_heads_through_original_and_back_to_transformers(tmp_path, rng, hf_
 
 
 def squad_reference(hidden, p_mask, cls_index, start_positions, w) -> dict:
-    """Spec §6.3.4 in numpy float64 (training mode: end conditioned on the given start)."""
+    """Semantics F5 in numpy float64 (training mode: end conditioned on the given start)."""
     def log_softmax(x):
         x = x - x.max(-1, keepdims=True)
         return x - np.log(np.exp(x).sum(-1, keepdims=True))
@@ -384,7 +384,7 @@ def test_foreign_transformers_heads_are_reported_not_loaded(tmp_path):
 
 
 def test_original_pytorch_release(tmp_path, rng):
-    """`model.pt` + `net_config.pytorch.json` of the original PyTorch code (spec §3.5 names, no transposes)."""
+    """`model.pt` + `net_config.pytorch.json` of the original PyTorch code (semantics C7 names, no transposes)."""
     config = tiny_config(block_size="2_2", decoder_size="0")
     hf_model = make_hf(config, transformers.FunnelBaseModel)
     hf_model.save_pretrained(tmp_path / "hf")

@@ -11,6 +11,8 @@ from funnel_tfm.analysis.flops import count_parameters
 from funnel_tfm.modeling import FunnelTFM
 from helpers import tiny_config
 
+pytestmark = pytest.mark.smoke  # also run on TensorFlow 2.20 in CI (.ci/run)
+
 
 def test_block_strings_follow_the_original():
     config = ModelConfig(block_size="6_3x2_3x2", decoder_size="2")
@@ -136,7 +138,7 @@ def test_analytic_parameter_count_matches_model(name):
 
 
 def test_analytic_count_matches_spec_totals():
-    """Spec §3.1: core totals (embedding + encoder + decoder) for V=30522, decoder '2'."""
+    """Semantics C3: core totals (embedding + encoder + decoder) for V=30522, decoder '2'."""
     expected = {"B4-4-4H768": 131.0, "B6-6-6H768": 177.1, "B8-8-8H1024": 386.1, "B10-10-10H1024": 468.0}
     for name, millions in expected.items():
         assert round(count_parameters(NAMED_CONFIGS[name]) / 1e6, 1) == millions

@@ -12,6 +12,8 @@ from funnel_tfm.layers.head_factories import lm_head
 from funnel_tfm.modeling import FunnelTFM
 from helpers import make_inputs, randomize_weights, tiny_config
 
+pytestmark = pytest.mark.smoke  # also run on TensorFlow 2.20 in CI (.ci/run)
+
 
 def test_outputs_and_hidden_count(rng):
     config = tiny_config(block_size="2_1x2_2", decoder_size="1")

@@ -1,4 +1,4 @@
-"""optimization.py against numpy transcriptions of the original's formulas (spec §5), with the step pinned."""
+"""optimization.py against numpy transcriptions of the original's formulas (semantics P6–P9), with the step pinned."""
 
 import math
 
@@ -45,7 +45,7 @@ def test_layer_multipliers_follow_the_original_ids():
                                                                                   "model/lm_loss/bias",
                                                                                   "generator/encoder/layer_0/x"]
     factors = layer_lr_multipliers(names, 0.5)
-    assert factors["model/input/word_embedding/lookup_table"] == 0.5 ** 6  # spec §5.2: input 1/64
+    assert factors["model/input/word_embedding/lookup_table"] == 0.5 ** 6  # semantics P8: input 1/64
     assert factors["model/encoder/layer_0/ff/layer_1/kernel"] == 0.5 ** 5
     assert factors["model/decoder/layer_5/ff/kernel"] == 1.0
     for undecayed in ("model/encoder/input_projection/kernel", "model/lm_loss/bias", "generator/encoder/layer_0/x"):

@@ -3,14 +3,14 @@
 The same random weights go into both (HF saves model.safetensors, `FunnelTFM.from_pretrained` reads it), and
 every encoder hidden state, the encoder output and the decoder output are compared, max abs diff <= 1e-5.
 
-Where transformers departs from the original (the spec is the authority), the HF reference is patched to the
+Where transformers departs from the original (docs/original_semantics.md is the authority), the HF reference is patched to the
 original behaviour in one named place, and a separate test shows that the departure is real:
   * mask pooling: the original pools its 1=pad mask with `min` (a pooled token is real if ANY source is real);
     transformers pools its 1=real mask with `min` (real only if ALL sources are real).
   * the decoder bridge adds the LAST layer output of block 0 (index P0*R0); transformers indexes
     `hidden_states[block_sizes[0]]`, which is wrong when block 0 has repeats ("2x2_...").
-  * `separate_cls=False`: the original still zeroes row/column 0 of the positional and segment terms (Q8)
-    and its rel_shift form places pooled tokens at (1 - S) + t·S (Q9); transformers does neither.
+  * `separate_cls=False`: the original still zeroes row/column 0 of the positional and segment terms (semantics M6)
+    and its rel_shift form places pooled tokens at (1 - S) + t·S (semantics M4); transformers does neither.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def original_mask_pooling():
 
 @contextlib.contextmanager
 def original_without_separate_cls(rel_shift_positions: bool):
-    """Q8: the cls mask always applies. Q9: rel_shift positions (1 - S) + t·S also without separate_cls."""
+    """semantics M6: the cls mask always applies. semantics M4: rel_shift positions (1 - S) + t·S also without separate_cls."""
     structure = modeling_funnel.FunnelAttentionStructure
     hf_init, hf_pool_pos = structure.init_attention_inputs, structure.stride_pool_pos
 
@@ -218,7 +218,7 @@ def test_rel_shift_and_factorized_agree(rng):
 
 
 def test_rel_shift_without_separate_cls_differs_from_factorized(rng):
-    """Q9: the original's two forms disagree in the pooling layer when separate_cls=False; we keep both."""
+    """semantics M4: the original's two forms disagree in the pooling layer when separate_cls=False; we keep both."""
     shift = FunnelTFM(tiny_config(rel_attn_type="rel_shift", separate_cls=False))
     factorized = FunnelTFM(tiny_config(rel_attn_type="factorized", separate_cls=False))
     randomize_weights(shift, rng)

@@ -12,6 +12,8 @@ transformers = pytest.importorskip("transformers")
 from funnel_tfm.data import data_fetch  # noqa: E402
 from funnel_tfm.data.tokenization import Tokenizer, TokenizerError  # noqa: E402
 
+pytestmark = pytest.mark.smoke  # also run on TensorFlow 2.20 in CI (.ci/run)
+
 
 @pytest.fixture(scope="module")
 def vocab_path() -> str:

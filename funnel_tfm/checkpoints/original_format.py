@@ -24,13 +24,13 @@ CONFIG_NAMES = ("net_config.json", "net_config.pytorch.json")
 CHECKPOINT_NAME = "model.ckpt"
 PYTORCH_WEIGHTS = "model.pt"
 
-# `modify_ckpt.py` renames of pre-release checkpoints (spec §3.4): first matching rule wins.
+# `modify_ckpt.py` renames of pre-release checkpoints (semantics C6): first matching rule wins.
 _LEGACY_RENAMES = (("transformer_xl", "encoder"), ("model/layer", "model/decoder/layer"),
                    ("generator/layer", "generator/decoder/layer"))
 
 
 def is_optimizer_state(name: str) -> bool:
-    """`global_step`, Adam slots `<var>/adam_m|adam_v`, and `AdamWeightDecayOptimizer*` names (spec §3.1)."""
+    """`global_step`, Adam slots `<var>/adam_m|adam_v`, and `AdamWeightDecayOptimizer*` names (semantics C5)."""
     last = name.rsplit("/", 1)[-1]
     return (name == "global_step" or last in ("adam_m", "adam_v") or "AdamWeightDecayOptimizer" in name)
 
@@ -112,7 +112,7 @@ def write_tf_checkpoint(directory: str, state: dict[str, np.ndarray],
 
 
 # ------------------------------------------------------------------------ the original PyTorch release
-# `pytorch/ckpt_to_pt.py` (spec §3.5): encoder layers and the embedding only, tensors not transposed.
+# `pytorch/ckpt_to_pt.py` (semantics C7): encoder layers and the embedding only, tensors not transposed.
 _PT_EMBEDDING = {"input_layer.0.lookup_table": "model/input/word_embedding/lookup_table",
                  "input_layer.1.weight": "model/input/layer_norm/gamma",
                  "input_layer.1.bias": "model/input/layer_norm/beta"}

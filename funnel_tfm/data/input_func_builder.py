@@ -1,4 +1,4 @@
-"""tf.data pipelines for pretraining: records -> online masking -> static-shape batches (spec §4.4-§4.7).
+"""tf.data pipelines for pretraining: records -> online masking -> static-shape batches (semantics D4–D7).
 
     dataset_fn = pretrain_input_fn(record_dirs=["records"], seq_len=128, batch_size=32, num_predict=20,
                                    special=MaskingIds.from_tokenizer(tok), sample_strategy="word_span", seed=1)
@@ -6,11 +6,11 @@
 
 Every random draw is a stateless op seeded by (seed, example index), so a seed gives the same batches every
 run; the record order is shuffled with the seed and reshuffled each epoch (the original cached the first
-order, Q31). Masking follows the original: `word_span` (MLM: whole-word spans of 1-5 words, p(l) ∝ 1/(l+1))
+order, semantics D5). Masking follows the original: `word_span` (MLM: whole-word spans of 1-5 words, p(l) ∝ 1/(l+1))
 or `single_token` (ELECTRA), the remainder filled with single tokens, then 80% [MASK] / 10% random / 10% kept.
 
 Batch fields: `token_ids` (masked), `origin_ids`, `segment_ids`, `padding_mask` (1 = real token),
-`mlm_padding_mask` (also 0 at [MASK]: the original's MLM attention ignores masked keys, Q17), `is_target` [L],
+`mlm_padding_mask` (also 0 at [MASK]: the original's MLM attention ignores masked keys, semantics P2), `is_target` [L],
 `target_positions` [K] (ascending, 0 in padding slots), `target` [K], `target_weights` [K] (1 = real slot),
 `target_mapping` [K, L] (one-hot rows).
 """
@@ -85,7 +85,7 @@ def _span_lengths(seed, count: int, min_len: int, max_len: int) -> tf.Tensor:
 
 
 def _word_span_targets(ids, boundary, special, num_predict: int, stride: int, seeds) -> tf.Tensor:
-    """is_target [L] from whole-word spans (the original's word_span, spec §4.6)."""
+    """is_target [L] from whole-word spans (the original's word_span, semantics D6)."""
     seq_len = ids.shape[0]
     non_pad_len = seq_len + 1 - stride
     chunk = non_pad_len / num_predict / 1.2
@@ -132,7 +132,7 @@ def make_example_fn(seq_len: int, num_predict: int, ids_: MaskingIds, sample_str
         ids = tf.cast(features["input"], tf.int32)
         segments = tf.cast(features["seg_id"], tf.int32)
         boundary = tf.cast(tf.sparse.to_dense(features["boundary"]), tf.int32)
-        if truncate_seq and stride > 1:  # the last `stride` tokens become [SEP] [PAD]... (spec §4.5)
+        if truncate_seq and stride > 1:  # the last `stride` tokens become [SEP] [PAD]... (semantics D5)
             tail = tf.constant([ids_.sep_id] + [ids_.pad_id] * (stride - 1), tf.int32)
             ids = tf.concat([ids[:seq_len - stride], tail], 0)
             boundary = tf.boolean_mask(boundary, boundary < seq_len - stride)
@@ -143,7 +143,7 @@ def make_example_fn(seq_len: int, num_predict: int, ids_: MaskingIds, sample_str
             is_target = _word_span_targets(ids, boundary, special, num_predict, stride, seeds[:3])
         is_target = _fill_single_tokens(ids, is_target, special | (ids == ids_.pad_id), num_predict, seeds[3])
 
-        # 80% [MASK] / 10% random id / 10% kept (spec §4.7).
+        # 80% [MASK] / 10% random id / 10% kept (semantics D7).
         p = tf.random.stateless_uniform([seq_len], seeds[4])
         random_ids = tf.random.stateless_uniform([seq_len], seeds[5], maxval=ids_.vocab_size, dtype=tf.int32)
         masked = tf.where(is_target & (p > leak_ratio), ids_.mask_id, ids)

@@ -1,11 +1,11 @@
-"""Raw text -> documents -> packed pretraining examples -> TFRecords (spec §4.2-§4.4), reproducibly.
+"""Raw text -> documents -> packed pretraining examples -> TFRecords (semantics D2–D4), reproducibly.
 
     stats = write_task_records(files, tokenizer, save_dir="records", seq_len=128, task=0, num_task=1, pass_id=0)
 
 Raw format: one sentence per line, an empty line ends a document (`input_format="sentence_per_line"`), or one
 document per line (`"doc_per_line"`, split into sentences by a rule-based splitter). Differences from the original,
-all deliberate: the last document of a file is kept and never merged into the next file (Q27); every random choice
-comes from one generator seeded by (seed, task, pass) so a fixed seed gives byte-identical files (Q28); a line
+all deliberate: the last document of a file is kept and never merged into the next file (semantics D2); every random choice
+comes from one generator seeded by (seed, task, pass) so a fixed seed gives byte-identical files (semantics D2); a line
 longer than an example is cut into example-sized sentences and counted.
 """
 
@@ -147,7 +147,7 @@ def concatenate(documents: list[tuple[np.ndarray, np.ndarray]], rng: np.random.G
 
 # --------------------------------------------------------------------------------------------- packing
 def split_a_and_b(flags: np.ndarray, begin: int, total: int, rng: np.random.Generator):
-    """The original `_split_a_and_b` (spec §4.3): returns (a_begin, a_end, b_begin, b_end, label, next_begin)."""
+    """The original `_split_a_and_b` (semantics D3): returns (a_begin, a_end, b_begin, b_end, label, next_begin)."""
     n = len(flags)
     if begin + total >= n:
         return None
@@ -187,7 +187,7 @@ def split_a_and_b(flags: np.ndarray, begin: int, total: int, rng: np.random.Gene
 
 def pack_examples(ids: np.ndarray, flags: np.ndarray, seq_len: int, tokenizer: Tokenizer,
                   rng: np.random.Generator):
-    """Yields dicts with `input`, `seg_id`, `boundary`, `label` (the original layout, spec §4.3)."""
+    """Yields dicts with `input`, `seg_id`, `boundary`, `label` (the original layout, semantics D3)."""
     total = seq_len - 3
     starts = tokenizer.start_id_table()
     begin = 0

@@ -273,7 +273,7 @@ class Tokenizer:
         return (token.startswith("<") and token.endswith(">")) or (token.startswith("[") and token.endswith("]"))
 
     def start_id_table(self) -> np.ndarray:
-        """bool [vocab]: token begins a word and is not functional (the original's `boundary` rule, §4.3)."""
+        """bool [vocab]: token begins a word and is not functional (the original's `boundary` rule, semantics D1)."""
         if self.kind == "wordpiece":
             starts = [not t.startswith("##") for t in self.vocab]
         else:

@@ -148,7 +148,7 @@ class MultipleChoiceHead(WeightNamesMixin, keras.layers.Layer):
 
 
 class SquadHead(WeightNamesMixin, keras.layers.Layer):
-    """The original XLNet-style SQuAD head on the decoder output (spec §6.3.4).
+    """The original XLNet-style SQuAD head on the decoder output (semantics F5).
 
         out = head(hidden, p_mask, cls_index, start_positions=gt_start)   # training: end conditioned on gt start
         out = head(hidden, p_mask, cls_index)                              # inference: top-k starts, then ends

@@ -1,4 +1,4 @@
-"""The original's optimizer, made deterministic and replica-count independent (spec §5).
+"""The original's optimizer, made deterministic and replica-count independent (semantics P6–P9).
 
     schedule = WarmupDecay(peak=1e-4, warmup_steps=10_000, train_steps=1_000_000, decay="poly", min_lr_ratio=0.0)
     optimizer = AdamW(named_variables, schedule, clip_norm=1.0, lr_layer_decay_rate=0.8)
@@ -7,20 +7,20 @@
 
 Why our own and not `keras.optimizers.AdamW`: Keras clips each replica's gradient before the all-reduce,
 applies weight decay as `lr·wd·θ` without the bias correction, has no per-variable learning rate and no
-skipping of non-finite steps outside float16; the original needs all four (spec §5.2-§5.3), and checkpoints
+skipping of non-finite steps outside float16; the original needs all four (semantics P7–P9), and checkpoints
 of the original carry `adam_m` / `adam_v` slots that map one to one onto ours.
 
 Semantics (which differ from the original where the original was racy or depended on the core count):
 * Step: `iterations` counts *applied* updates. Update number t+1 uses `lr(t)` and the bias-correction exponent
-  t+1 (the original read a step counter that raced with its increment, Q20). A skipped step changes nothing
+  t+1 (the original read a step counter that raced with its increment, semantics P9). A skipped step changes nothing
   but the `skipped` counter, so the schedule and the bias correction continue where they were.
 * Gradients are summed over replicas of `d(loss share)/dθ`, where each replica's loss share is already divided
   by the *global* batch: the result is the gradient of the global-batch loss whatever the replica count.
   Clipping uses the global norm of that gradient (the original clipped each TPU core's gradient and summed
-  them, Q18, which made the update depend on the number of cores).
+  them, semantics P7, which made the update depend on the number of cores).
 * Layer-wise decay multiplies the *learning rate* of layer `id` by `rate^(n_layer - 1 - id)` (input = 0,
   `encoder|decoder/layer_k` = k + 1, everything else undecayed). The original multiplied the *gradient*;
-  Adam divides that factor out again except inside ε, so its "decay" only rescaled ε (Q19). Here the step
+  Adam divides that factor out again except inside ε, so its "decay" only rescaled ε (semantics P8). Here the step
   size itself shrinks, which is what layer-wise decay is meant to do.
 * Non-finite gradients (NaN/Inf anywhere after the all-reduce) skip the step: variables, slots and
   `iterations` stay, `skipped` counts it. With float16 the dynamic loss scale is halved at the same time.
@@ -48,7 +48,7 @@ DECAY_METHODS = ("poly", "linear", "cos")
 class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warmup from `min_lr_ratio·peak` to `peak`, then poly / linear / cos decay to `min_lr_ratio·peak`.
 
-        WarmupDecay(1e-4, warmup_steps=100, train_steps=1000)(step)   # spec §5.1; "linear" = "poly" with power 1
+        WarmupDecay(1e-4, warmup_steps=100, train_steps=1000)(step)   # semantics P6; "linear" = "poly" with power 1
     """
 
     def __init__(self, peak: float, warmup_steps: int, train_steps: int, decay: str = "poly",
@@ -127,7 +127,7 @@ class DynamicLossScale(tf.Module):
 
 
 class AdamW(tf.Module):
-    """AdamWeightDecayOptimizer of the original (spec §5.3) with the semantics of the module docstring.
+    """AdamWeightDecayOptimizer of the original (semantics P9) with the semantics of the module docstring.
 
     `variables` maps full original names (`model/...`, `generator/...`) to Keras or tf variables; create the
     optimizer under the same `strategy.scope()` as the model so that the slots are distributed alike.
