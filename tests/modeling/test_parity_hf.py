@@ -132,7 +132,7 @@ def assert_close(ours: dict, reference: dict, what: str = "") -> None:
 MATRIX = list(itertools.product(["rel_shift", "factorized"], [True, False], ["mean", "max"], [True, False],
                                 [("2_1x2_2", "1"), ("2x2_1_1x2", "2")], [16, 13]))
 BLOCKS = [("2_1x2_2", "1"), ("2x2_1_1x2", "2")]
-# The slice that also runs on the JAX and PyTorch backends (tests/test_backends.py): every value of every axis.
+# The slice that also runs on the JAX and PyTorch backends (tests/modeling/test_backends.py): every value of every axis.
 BACKEND_SLICE = {("rel_shift", True, "mean", True, BLOCKS[0], 16), ("factorized", False, "max", False, BLOCKS[1], 13),
                  ("rel_shift", False, "max", True, BLOCKS[1], 16), ("factorized", True, "mean", False, BLOCKS[0], 13),
                  ("rel_shift", True, "max", False, BLOCKS[1], 13), ("factorized", False, "mean", True, BLOCKS[0], 16)}

@@ -3,7 +3,7 @@ the original PyTorch `model.pt`, Hugging Face (safetensors, pytorch_model.bin, t
 
 Outputs are compared numerically with transformers' independent implementation (<= 1e-5) wherever it has the
 same part, and with a numpy reference or a separately assembled model where it does not (generator, SQuAD head).
-Original-format inputs are written by a real TF1 `Saver` (tests/tf1_checkpoint.py), not by the code under test.
+Original-format inputs are written by a real TF1 `Saver` (tests/checkpoints/tf1_checkpoint.py), not by the code under test.
 """
 
 from __future__ import annotations
