@@ -7,6 +7,9 @@ r"""Raw text files -> pretraining TFRecords + meta json (the original's create_p
 Files (sorted) go to tasks as `files[proc_id::num_proc]`; each task writes
 `data.{split}.pass-{pass_id}.seq-{seq_len}.{uncased|cased}.tfrecord-{proc_id:05d}-of-{num_proc:05d}` and its
 `meta....json-...`. Local and gs:// paths both work. The same --seed gives byte-identical files.
+
+The original's command lines run too (`funnel_tfm.legacy_flags`): --num_task/--task are --num_proc/--proc_id,
+--tokenizer_type is checked against --tokenizer_path, --use_tpu, --use_bfloat16 and the TPU flags are accepted.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: keep the progress readable
 
 from absl import app, flags
+
+from funnel_tfm import legacy_flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input_glob", None, "Raw text files (glob; comma-separated globs allowed).")
@@ -36,6 +41,9 @@ flags.DEFINE_enum("input_format", "sentence_per_line", ["sentence_per_line", "do
                   "One sentence per line with empty lines between documents, or one document per line.")
 flags.DEFINE_integer("min_doc_len", 1, "Documents with fewer tokens are skipped (and counted).")
 flags.DEFINE_boolean("skip_invalid_lines", False, "Skip (and count) lines that are not UTF-8 instead of failing.")
+# The original's --num_task, --task, --tokenizer_type, --use_tpu, ... (mapped by legacy_flags.resolve); last, so
+# that the flags above are reused.
+legacy_flags.define(FLAGS)
 
 
 def _run_task(arguments: dict):
@@ -68,14 +76,19 @@ def _check_writable(save_dir: str) -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        settings = legacy_flags.resolve(FLAGS)  # before any work, and before TensorFlow is imported
+    except legacy_flags.LegacyFlagError as error:
+        print(f"create_pretrain_data: error: {error}", file=sys.stderr)
+        sys.exit(1)
     from funnel_tfm.data.pretrain_records import DataError, Stats
     from funnel_tfm.data.tokenization import Tokenizer, TokenizerError
     try:
         Tokenizer.from_file(FLAGS.tokenizer_path, FLAGS.uncased).require_special()  # fail before any work
         files = _input_files(FLAGS.input_glob)
         _check_writable(FLAGS.save_dir)
-        num_proc = FLAGS.num_proc if not (FLAGS.parallel and FLAGS.num_proc == 1) else os.cpu_count() or 1
-        tasks = list(range(num_proc)) if FLAGS.parallel else [FLAGS.proc_id]
+        num_proc = settings["num_proc"] if not (FLAGS.parallel and settings["num_proc"] == 1) else os.cpu_count() or 1
+        tasks = list(range(num_proc)) if FLAGS.parallel else [settings["proc_id"]]
         common = dict(files=files, tokenizer_path=FLAGS.tokenizer_path, uncased=FLAGS.uncased,
                       save_dir=FLAGS.save_dir, seq_len=FLAGS.seq_len, num_task=num_proc, pass_id=FLAGS.pass_id,
                       split=FLAGS.split, seed=FLAGS.seed, input_format=FLAGS.input_format,

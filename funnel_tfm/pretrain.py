@@ -11,6 +11,9 @@ RNG and input position). --init_checkpoint starts a new run from any checkpoint 
 original ELECTRA checkpoint continues with its generator and, with --init_global_vars, its Adam slots and
 global_step). At the end the backbone (with heads and generator) is exported to --model_dir/export, readable
 by FunnelTFM.from_pretrained.
+
+The original's command lines run too (`funnel_tfm.legacy_flags`): --use_tpu, --use_bfloat16,
+--num_core_per_host, --model_config_path, --tokenizer_type, ... map onto the flags above.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 from absl import app, flags
 
 from funnel_tfm import config_flags  # noqa: F401  (defines --d_model etc.)
+from funnel_tfm import legacy_flags, training_flags
 
 FLAGS = flags.FLAGS
 # Data.
@@ -47,40 +51,29 @@ flags.DEFINE_float("disc_coeff", 50.0, "ELECTRA discriminator loss weight.")
 flags.DEFINE_string("init_checkpoint", None, "Start from this checkpoint (original, Hugging Face or ours).")
 flags.DEFINE_boolean("init_global_vars", True, "With --init_checkpoint: also restore Adam slots and global_step "
                                                "when the checkpoint has them.")
-# Optimization (semantics P6–P9; defaults are the original's).
-flags.DEFINE_float("learning_rate", 1e-5, "Peak learning rate.")
-flags.DEFINE_integer("warmup_steps", 0, "Linear warmup steps.")
-flags.DEFINE_enum("decay_method", "poly", ["poly", "linear", "cos"], "Decay after warmup.")
-flags.DEFINE_float("poly_power", 1.0, "Power of the poly decay.")
-flags.DEFINE_float("min_lr_ratio", 0.0, "Final learning rate / peak.")
-flags.DEFINE_float("weight_decay", 0.0, "Decoupled weight decay.")
-flags.DEFINE_boolean("use_wd_exclusion", False, "No weight decay on LayerNorm and biases.")
-flags.DEFINE_float("clip", 1.0, "Global-norm clipping of the global-batch gradient (0: off).")
-flags.DEFINE_float("lr_layer_decay_rate", 1.0, "Layer-wise learning-rate decay (1: off).")
-flags.DEFINE_float("adam_beta1", 0.9, "Adam beta1.")
-flags.DEFINE_float("adam_beta2", 0.99, "Adam beta2.")
-flags.DEFINE_float("adam_epsilon", 1e-6, "Adam epsilon.")
-flags.DEFINE_boolean("adam_correction", True, "Adam bias correction.")
-# Run.
-flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard events, metrics.jsonl and the export.")
-flags.DEFINE_integer("train_batch_size", 60, "Global batch size (split across replicas).")
-flags.DEFINE_integer("train_steps", 100000, "Total training steps.")
-flags.DEFINE_integer("iterations", 1000, "Steps per host call (and per progress line).")
-flags.DEFINE_integer("save_steps", 10000, "Checkpoint every this many steps (0: only at the end).")
-flags.DEFINE_integer("max_save", 5, "Checkpoints kept.")
-flags.DEFINE_enum("strategy", "one_device", ["one_device", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy.")
-flags.DEFINE_string("tpu", None, "TPU name or grpc address; 'local' on a TPU VM.")
-flags.DEFINE_integer("num_cpu_devices", 0, "Split the CPU into this many logical devices (mirrored on CPU).")
-flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"], "Compute precision.")
-flags.DEFINE_boolean("jit_compile", True, "Compile the forward and backward pass with XLA.")
-flags.DEFINE_boolean("deterministic", False, "tf.config.experimental.enable_op_determinism().")
-flags.DEFINE_integer("seed", 0, "Seed of the weights, masking, shuffling and sampling.")
+# Optimization (semantics P6-P9; the original's defaults) and the run (saving, distribution, precision).
+training_flags.define_optimizer_flags()
+training_flags.define_run_flags(train_batch_size=60, train_steps=100000, save_steps=10000, max_save=5)
 flags.DEFINE_enum("export_format", "keras", ["keras", "hf", "original"], "Format of --model_dir/export.")
+# The original pretrain.py's and README's flags (--use_tpu, --use_bfloat16, --num_core_per_host, ...), mapped
+# onto the ones above by legacy_flags.resolve; defined last so that ours (--tpu) are reused.
+legacy_flags.define(FLAGS, train_only=True)
 
 
 def _error(message: str) -> None:
     print(f"pretrain: error: {message}", file=sys.stderr, flush=True)
     sys.exit(1)
+
+
+def _resolve_legacy_flags() -> dict:
+    """Our settings after the original's flags; a contradiction ends the program before any work."""
+    try:
+        settings = legacy_flags.resolve(FLAGS, train_only=True)
+    except legacy_flags.LegacyFlagError as error:
+        _error(str(error))
+    for message in legacy_flags.notices(FLAGS):
+        print(f"pretrain: warning: {message}", file=sys.stderr, flush=True)
+    return settings
 
 
 def _check_flags() -> None:
@@ -97,24 +90,27 @@ def _check_flags() -> None:
             _error(f"--record_dir={directory} does not exist")
 
 
-def _run_from_flags():
-    """The frozen run settings: every flag of this file by name, and the model config (with --<key> overrides)."""
+def _run_from_flags(settings: dict):
+    """The frozen run settings: every flag of this file by name, as `settings` (the resolved original flags)
+    change them, and the model config (with --<key> overrides)."""
     from funnel_tfm.training.pretrain_job import PretrainRun
     fields = {field.name for field in dataclasses.fields(PretrainRun)} - {"model_config"}
-    return PretrainRun(model_config=config_flags.config_from_flags(FLAGS.model_config),
-                       **{name: FLAGS[name].value for name in fields})
+    values = {name: settings.get(name, FLAGS[name].value) for name in fields}
+    return PretrainRun(model_config=config_flags.config_from_flags(settings["model_config"]), **values)
 
 
 def main(argv: list[str]) -> None:
     del argv
     from absl import logging
-    logging.set_verbosity(logging.WARNING)  # TensorFlow's per-save INFO lines would drown the progress lines
+    settings = _resolve_legacy_flags()
+    # TensorFlow's per-save INFO lines would drown the progress lines; the original's --verbose asks for them.
+    logging.set_verbosity(logging.INFO if settings["verbose"] else logging.WARNING)
     _check_flags()
     from funnel_tfm.config import ConfigError
     from funnel_tfm.errors import CheckpointError
     try:
         from funnel_tfm.training.pretrain_job import run_pretraining
-        sys.exit(run_pretraining(_run_from_flags()))
+        sys.exit(run_pretraining(_run_from_flags(settings)))
     except (ConfigError, CheckpointError, ValueError, FileNotFoundError) as error:
         _error(str(error))
 

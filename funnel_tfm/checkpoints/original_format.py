@@ -11,7 +11,6 @@ names, so tools written for the original release can read them:
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
 import re
 

@@ -13,14 +13,11 @@ and global_step). At the end the backbone (with heads and generator) is exported
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import time
 
 import keras
 import tensorflow as tf
 
-from funnel_tfm.checkpoints.assign import assign_by_name
 from funnel_tfm.checkpoints.loading import export
 from funnel_tfm.config import ModelConfig, load_config
 from funnel_tfm.data.input_func_builder import MaskingIds, first_record_ids, pretrain_input_fn, record_files
@@ -28,9 +25,8 @@ from funnel_tfm.data.tokenization import Tokenizer
 from funnel_tfm.modeling import FunnelTFM
 from funnel_tfm.tasks import build_pretraining_task
 from funnel_tfm.training.checkpointing import TrainingCheckpoints
-from funnel_tfm.training.optimization import AdamW, DynamicLossScale, WarmupDecay
+from funnel_tfm.training.loop import build_optimizer, configure_devices, initialize_from, train_loop
 from funnel_tfm.training.strategy import is_chief, make_strategy
-from funnel_tfm.training.summaries import write_scalars
 from funnel_tfm.training.trainer import Trainer
 
 
@@ -82,39 +78,11 @@ class PretrainRun:
     export_format: str = "keras"
 
 
-def _configure_devices(run: PretrainRun) -> None:
-    if run.num_cpu_devices > 1:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] *
-                                                   run.num_cpu_devices)
-    if run.deterministic:
-        tf.config.experimental.enable_op_determinism()
-
-
 def _model_config(run: PretrainRun, init) -> ModelConfig:
     """--model_config (with per-key overrides), else the config of --init_checkpoint, else B4-4-4H768."""
     if run.model_config is not None:
         return run.model_config
     return init.config if init is not None else load_config("B4-4-4H768")
-
-
-def _initialize_from(run: PretrainRun, init, task, optimizer, trainer) -> str:
-    """Assigns the weights of `init` (a FunnelCheckpoint) by original name; returns a one-line summary."""
-    view = task.checkpoint_view()
-    targets = {n: v for n, v in view.named_variables().items() if n not in view.report.missing}  # trained ones
-    result = assign_by_name(targets, init.state(), run.init_checkpoint, where="the model being trained")
-    missing, unused = result.missing, result.unused
-    summary = f"initialized {len(result.assigned)} weights from {run.init_checkpoint}"
-    if missing:
-        summary += f"; {len(missing)} left at init (e.g. {', '.join(missing[:3])})"
-    if unused:
-        summary += f"; {len(unused)} unused (e.g. {', '.join(unused[:3])})"
-    if run.init_global_vars and init.optimizer_state:
-        restored = optimizer.load_slot_state(init.optimizer_state, run.init_checkpoint)
-        if "global_step" in init.optimizer_state:
-            trainer.step.assign(int(init.optimizer_state["global_step"]))
-        summary += f"; restored {len(restored)} optimizer values (Adam slots, global_step)"
-    return summary
 
 
 def _format_progress(run: PretrainRun, step: int, means: dict, tokens_per_second: float) -> str:
@@ -143,7 +111,7 @@ def pretraining_input_fn(run: PretrainRun, config: ModelConfig, special: Masking
 
 def run_pretraining(run: PretrainRun) -> int:
     """Trains, checkpoints and exports as `run` says; returns the exit status (errors are exceptions)."""
-    _configure_devices(run)
+    configure_devices(run.num_cpu_devices, run.deterministic)
     # The strategy first: MultiWorkerMirroredStrategy must configure collectives before TensorFlow runs any op.
     strategy = make_strategy(run.strategy, run.tpu)
     tokenizer = Tokenizer.from_file(run.tokenizer_path, uncased=run.uncased)
@@ -166,21 +134,14 @@ def run_pretraining(run: PretrainRun) -> int:
     keras.utils.set_random_seed(run.seed)  # the initial weights
     with strategy.scope():
         task = build_pretraining_task(config, run.loss_type, run.width_shrink, run.disc_coeff, dtype=run.precision)
-        schedule = WarmupDecay(run.learning_rate, run.warmup_steps, run.train_steps, run.decay_method,
-                               run.min_lr_ratio, run.poly_power)
-        loss_scale = DynamicLossScale() if run.precision == "mixed_float16" else None
-        optimizer = AdamW(task.trainable_variables(), schedule, weight_decay=run.weight_decay,
-                          beta1=run.adam_beta1, beta2=run.adam_beta2, epsilon=run.adam_epsilon,
-                          adam_correction=run.adam_correction, clip_norm=run.clip,
-                          lr_layer_decay_rate=run.lr_layer_decay_rate, use_wd_exclusion=run.use_wd_exclusion,
-                          loss_scale=loss_scale)
+        optimizer = build_optimizer(task, run)
         trainer = Trainer(strategy, task, optimizer, run.train_batch_size, seed=run.seed,
                           jit_compile=run.jit_compile)
         input_offset = tf.Variable(0, dtype=tf.int64, trainable=False, name="input_offset",
                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     chief = is_chief(strategy)
     # input_offset: steps not read from these records (those of a continued original run)
-    saver = TrainingCheckpoints(trainer, run.model_dir, max_to_keep=run.max_save,
+    saver = TrainingCheckpoints(trainer, run.model_dir, max_to_keep=run.max_save or None,  # 0: keep all
                                 extra={"input_offset": input_offset})
     log = (lambda line: print(line, flush=True)) if chief else (lambda line: None)
 
@@ -189,7 +150,7 @@ def run_pretraining(run: PretrainRun) -> int:
     if restored:
         log(f"resumed from {restored} at step {trainer.current_step()}")
     elif init is not None:
-        log(_initialize_from(run, init, task, optimizer, trainer))
+        log(initialize_from(init, task, optimizer, trainer, run.init_checkpoint, run.init_global_vars))
         input_offset.assign(trainer.current_step())
     log(f"{run.loss_type.lower()} pretraining: {n_params:,} trainable parameters, {num_examples:,} examples in "
         f"{len(files)} files, {replicas} replica(s) on {run.strategy}, global batch {run.train_batch_size} x "
@@ -199,28 +160,9 @@ def run_pretraining(run: PretrainRun) -> int:
     dataset_fn = pretraining_input_fn(run, config, special, run.train_batch_size // replicas,
                                       start_step=start - int(input_offset.numpy()))
     iterator = trainer.distribute(dataset_fn)
-    writer = tf.summary.create_file_writer(os.path.join(run.model_dir, "train")) if chief else None
-    metrics_path = os.path.join(run.model_dir, "metrics.jsonl")
-    save_steps = run.save_steps if run.save_steps > 0 else run.train_steps
-    step = start
-    while step < run.train_steps:
-        next_save = (step // save_steps + 1) * save_steps
-        count = min(run.iterations, run.train_steps - step, next_save - step)
-        began = time.perf_counter()
-        means = trainer.run_steps(iterator, count)
-        elapsed = time.perf_counter() - began
-        step = trainer.current_step()
-        tokens_per_second = count * run.train_batch_size * run.seq_len / elapsed
-        means.update(tokens_per_second=tokens_per_second, steps_per_second=count / elapsed)
-        log(_format_progress(run, step, means, tokens_per_second))
-        if chief:
-            write_scalars(writer, step, {k: v for k, v in means.items() if not k.endswith("per_second")})
-            write_scalars(writer, step, {k: v for k, v in means.items() if k.endswith("per_second")}, "throughput")
-            with tf.io.gfile.GFile(metrics_path, "a") as handle:
-                handle.write(json.dumps({"step": step, **means}) + "\n")
-        if step % save_steps == 0 or step >= run.train_steps:
-            path = saver.save()
-            log(f"saved {path}")
+    progress = lambda step, means: _format_progress(run, step, means, means["tokens_per_second"])  # noqa: E731
+    train_loop(trainer, saver, iterator, run, progress, examples_per_step=run.train_batch_size * run.seq_len,
+               chief=chief, log=log, throughput_unit="tokens")
 
     if chief:
         view = task.checkpoint_view()

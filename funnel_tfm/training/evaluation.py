@@ -1,0 +1,96 @@
+"""Evaluate every saved checkpoint, in step order, while training runs elsewhere or after it has finished.
+
+    evaluator = CheckpointEvaluator(strategy, task.parts())
+    for step, prefix in watch_checkpoints("exp/cola", poll_secs=60):   # stops after the `done` marker
+        evaluator.restore(prefix)
+        outputs = evaluator.predict(task.model, eval_dataset(...), ("label",))   # every real example once
+
+The training job writes `model_dir/done` after its last checkpoint (the original's marker); a watcher
+evaluates each new `ckpt-<step>` as it appears and exits once `done` exists and nothing is left.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from funnel_tfm import file_io
+
+DONE_MARKER = "done"
+_CHECKPOINT_INDEX = re.compile(r"^ckpt-(\d+)\.index$")
+
+
+def saved_checkpoints(model_dir: str) -> list[tuple[int, str]]:
+    """(step, prefix) of every complete `ckpt-<step>` in `model_dir`, in step order."""
+    if not tf.io.gfile.isdir(model_dir):
+        return []
+    found = []
+    for name in tf.io.gfile.listdir(model_dir):
+        match = _CHECKPOINT_INDEX.match(name)
+        if match:
+            found.append((int(match.group(1)), os.path.join(model_dir, name[:-len(".index")])))
+    return sorted(found)
+
+
+def mark_done(model_dir: str) -> None:
+    file_io.atomic_write_text(os.path.join(model_dir, DONE_MARKER), "training finished\n")
+
+
+def watch_checkpoints(model_dir: str, poll_secs: float = 60.0, start_step: int = -1, end_step: int = 10 ** 12,
+                      sleep: Callable[[float], None] = time.sleep) -> Iterator[tuple[int, str]]:
+    """Yields each checkpoint with `start_step < step <= end_step` once, in step order, waiting for new ones
+    until the `done` marker exists (then the rest, and stop)."""
+    last = start_step
+    while True:
+        finished = file_io.exists(os.path.join(model_dir, DONE_MARKER))  # read before listing: no lost last save
+        fresh = [(step, prefix) for step, prefix in saved_checkpoints(model_dir) if last < step <= end_step]
+        for step, prefix in fresh:
+            last = step
+            yield step, prefix
+        if finished and not fresh:
+            return
+        if not fresh:
+            sleep(poll_secs)
+
+
+class CheckpointEvaluator:
+    """Restores model weights from training checkpoints and runs a model over a dataset on every replica."""
+
+    def __init__(self, strategy: tf.distribute.Strategy, parts: dict[str, Any]) -> None:
+        self.strategy = strategy
+        self.checkpoint = tf.train.Checkpoint(**{k: v for k, v in parts.items() if v is not None})
+
+    def restore(self, prefix: str) -> None:
+        # Only the model's weights: the optimizer and counters in the file are of no use here.
+        self.checkpoint.read(prefix).expect_partial()
+
+    def predict(self, model: Any, dataset: tf.data.Dataset, keep: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+        """`{"logits", *keep}` of every real example (`is_real_example` = 1), ordered by `example_index`;
+        a missing or repeated index is an error, so every example counts exactly once."""
+        @tf.function
+        def step(batch):
+            logits = model(batch, training=False)
+            return {"logits": logits, "is_real_example": batch["is_real_example"],
+                    "example_index": batch["example_index"], **{k: batch[k] for k in keep}}
+
+        parts: dict[str, list[np.ndarray]] = {}
+        for batch in self.strategy.experimental_distribute_dataset(dataset):
+            outputs = self.strategy.run(step, args=(batch,))
+            for name, value in outputs.items():
+                for local in self.strategy.experimental_local_results(value):
+                    parts.setdefault(name, []).append(np.asarray(local))
+        if not parts:
+            raise ValueError("the evaluation set is empty")
+        merged = {name: np.concatenate(values) for name, values in parts.items()}
+        real = merged.pop("is_real_example") == 1
+        merged = {name: values[real] for name, values in merged.items()}
+        order = np.argsort(merged["example_index"], kind="stable")
+        merged = {name: values[order] for name, values in merged.items()}
+        if not np.array_equal(merged["example_index"], np.arange(len(order))):
+            raise AssertionError("evaluation lost or repeated examples (example_index is not 0..n-1)")
+        return merged
