@@ -132,6 +132,11 @@ def main(argv: list[str]) -> None:
         run_classifier(run)
     except (ConfigError, CheckpointError, ClassifierDataError, TokenizerError, ValueError, FileNotFoundError) as error:
         _error(str(error))
+    except Exception as error:  # TensorFlow's own, e.g. no TPU behind --use_tpu: one line, not a traceback
+        import tensorflow as tf
+        if not isinstance(error, tf.errors.OpError):
+            raise
+        _error(f"{type(error).__name__}: {str(error).strip().splitlines()[0][:500]}")
 
 
 if __name__ == "__main__":
