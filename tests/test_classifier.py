@@ -197,3 +197,23 @@ def test_bad_input_is_one_clear_error(tmp_path, vocab, cola_dir, pretrained):
     result = run_classifier(*common, f"--data_dir={cola_dir}", f"--init_checkpoint={pretrained}", "--use_tpu=True",
                             "--strategy=mirrored", check=False)
     assert result.returncode == 1 and "--use_tpu" in result.stderr and "--strategy" in result.stderr
+
+
+def test_watch_mode_evaluates_while_another_process_trains(tmp_path, vocab, cola_dir):
+    """The evaluator starts first, waits for checkpoints, evaluates each once and exits after `done`."""
+    config = tmp_path / "tiny.json"
+    ModelConfig(**TINY).to_json(str(config))
+    model_dir = str(tmp_path / "exp")
+    common = ["--task_name=cola", f"--data_dir={cola_dir}", f"--output_dir={tmp_path / 'proc'}",
+              f"--tokenizer_path={vocab}", f"--model_config={config}", f"--max_seq_length={SEQ_LEN}",
+              f"--model_dir={model_dir}"]
+    evaluator = subprocess.Popen([sys.executable, "-m", "funnel_tfm.classifier", *common, "--do_eval=True",
+                                  "--eval_poll_secs=0.5", "--eval_batch_size=8"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_classifier(*common, "--do_train=True", "--train_batch_size=8", "--train_steps=6", "--save_steps=2",
+                   "--iterations=2", "--jit_compile=False")
+    stdout, stderr = evaluator.communicate(timeout=600)
+    assert evaluator.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    results = [json.loads(line) for line in open(os.path.join(model_dir, "eval", "dev", "results.jsonl"))]
+    assert [r["step"] for r in results] == [2, 4, 6]
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(os.path.join(model_dir, "eval", "dev")))

@@ -2,5 +2,6 @@
 
 No model code. `data_utils` (ids, file names), `tokenization`, `preprocessing` (tokenize and pack
 `[CLS] A [SEP] B [SEP]`), `pretrain_records` (raw text -> records), `input_func_builder` (tf.data + masking),
-`data_fetch` (real data by exact version).
+`classifier_data` (GLUE, text-classification and custom readers), `classifier_records` (finetuning records and
+pipelines), `data_fetch` (real data by exact version).
 """

@@ -234,7 +234,8 @@ def _evaluate(run, strategy, task, spec, path, meta, log) -> dict[str, Any] | No
     file_io.makedirs(eval_dir)
     writer = tf.summary.create_file_writer(eval_dir)
     results_path = os.path.join(eval_dir, "results.jsonl")
-    best = None
+    earlier = _earlier_results(results_path)  # a restarted evaluation does not redo (or repeat) a checkpoint
+    best = max(earlier.values(), key=lambda r: r["main"], default=None)
     if run.eval_all_ckpt:
         checkpoints = watch_checkpoints(run.model_dir, run.eval_poll_secs, run.eval_start_step, run.eval_end_step)
     else:
@@ -243,6 +244,8 @@ def _evaluate(run, strategy, task, spec, path, meta, log) -> dict[str, Any] | No
             raise CheckpointError(f"{run.model_dir}: no checkpoint to evaluate")
     dataset = eval_dataset(path, run.max_seq_length, spec.is_regression, run.eval_batch_size, meta["num_examples"])
     for step, prefix in checkpoints:
+        if step in earlier:
+            continue
         evaluator.restore(prefix)
         outputs = evaluator.predict(task.model, dataset, keep=("label",))
         scores = _scores(spec, outputs["logits"], outputs["label"])
@@ -264,6 +267,14 @@ def _evaluate(run, strategy, task, spec, path, meta, log) -> dict[str, Any] | No
     if run.retain_best:
         _retain_best(run, task, evaluator, best, log)
     return best
+
+
+def _earlier_results(path: str) -> dict[int, dict[str, Any]]:
+    """Step -> result of the checkpoints already evaluated into `path` (empty when there is none)."""
+    if not file_io.exists(path):
+        return {}
+    with file_io.open_file(path) as handle:
+        return {row["step"]: row for row in map(json.loads, filter(str.strip, handle))}
 
 
 def _retain_best(run, task, evaluator, best, log) -> None:

@@ -65,3 +65,16 @@ def test_electra_model(tmp_path, rng):
                            train_output=both_logits)
     assert model.generator.config.d_model == 16
     assert model.generator.embedding is model.discriminator.embedding  # one `input` layer, shared
+
+
+@pytest.mark.parametrize("n_class", [3, 1])
+def test_classifier_model(tmp_path, rng, n_class):
+    """Encoder + pooled summary + classification (or regression) head; float32 logits under mixed precision."""
+    from funnel_tfm.tasks.classification import ClassifierModel
+    inputs = make_inputs(rng, 16, [16, 10])
+    model = run_model_test(ClassifierModel, {"config": tiny_config(), "n_class": n_class, "scope": "mnli_matched",
+                                             "dtype": "mixed_bfloat16"},
+                           inputs, tmp_path, expected_shapes={"": (2, n_class)}, train_output=lambda logits: logits)
+    assert str(model(inputs).dtype).endswith("float32")
+    assert not model.backbone.use_decoder
+    assert sorted(model.head.weight_names()) == ["mnli_matched/logit/bias", "mnli_matched/logit/kernel"]
