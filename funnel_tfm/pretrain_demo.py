@@ -1,8 +1,6 @@
 """The former name of the main job: `python -m funnel_tfm.pretrain_demo` runs `funnel_tfm.demo` (same flags)."""
 
-from absl import app
-
-from funnel_tfm.demo import main
+import runpy
 
 if __name__ == "__main__":
-    app.run(main)
+    runpy.run_module("funnel_tfm.demo", run_name="__main__", alter_sys=True)  # an entry point, not an import

@@ -51,3 +51,50 @@ def define_run_flags(train_batch_size: int, train_steps: int, save_steps: int | 
     flags.DEFINE_boolean("jit_compile", True, "Compile the forward and backward pass with XLA.", **define)
     flags.DEFINE_boolean("deterministic", False, "tf.config.experimental.enable_op_determinism().", **define)
     flags.DEFINE_integer("seed", 0, "Seed of the weights, shuffling, dropout and sampling.", **define)
+
+
+def define_finetune_flags(max_seq_length: int, eval_batch_size: int,
+                          flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Data, model and phase flags of the finetuning entry points (the original's classifier.py / race.py)."""
+    define = dict(flag_values=flag_values)
+    # Data.
+    flags.DEFINE_string("data_dir", None, "Directory of the task's raw files (e.g. glue/CoLA, aclImdb, RACE).",
+                        **define)
+    flags.DEFINE_string("output_dir", None, "Directory of the preprocessed TFRecords (reused unless "
+                                            "--overwrite_data).", **define)
+    flags.DEFINE_string("tokenizer_path", None, "vocab.txt (WordPiece) or a SentencePiece .model.", **define)
+    flags.DEFINE_boolean("uncased", True, "Lower-case the text (the uncased checkpoints).", **define)
+    flags.DEFINE_integer("max_seq_length", max_seq_length, "Packed length of one sequence.", **define)
+    flags.DEFINE_boolean("overwrite_data", False, "Rewrite the records even if they exist.", **define)
+    flags.DEFINE_boolean("shuffle_examples", True, "Shuffle the training examples once when writing (seeded).",
+                         **define)
+    flags.DEFINE_integer("shuffle_buffer", 2048, "tf.data shuffle buffer of the training records.", **define)
+    # Model.
+    flags.DEFINE_string("model_config", "", "Named config, config json or directory; default: the init "
+                                            "checkpoint's.", **define)
+    flags.DEFINE_string("init_checkpoint", None, "Original (core or FULL, TF or PyTorch), Hugging Face or funnel_tfm "
+                                                 "checkpoint, a model.ckpt prefix, or a pretraining --model_dir.",
+                        **define)
+    flags.DEFINE_boolean("init_global_vars", False, "Also restore Adam slots and global_step from "
+                                                    "--init_checkpoint.", **define)
+    # Phases.
+    flags.DEFINE_boolean("do_train", False, "Finetune.", **define)
+    flags.DEFINE_boolean("do_eval", False, "Evaluate every saved checkpoint (waits for new ones until `done`).",
+                         **define)
+    flags.DEFINE_string("eval_split", "dev", "Split to evaluate (dev, or train / test where labelled).", **define)
+    flags.DEFINE_boolean("eval_all_ckpt", True, "Evaluate every saved checkpoint (the seed README's flag); false: "
+                                                "only the latest.", **define)
+    flags.DEFINE_string("eval_model_dir", "", "Evaluate the checkpoints of this directory instead of --model_dir.",
+                        **define)
+    flags.DEFINE_integer("eval_start_step", -1, "Evaluate checkpoints after this step.", **define)
+    flags.DEFINE_integer("eval_end_step", 10000000, "Evaluate checkpoints up to this step.", **define)
+    flags.DEFINE_float("eval_poll_secs", 60.0, "While training has not finished, look for new checkpoints this "
+                                               "often.", **define)
+    flags.DEFINE_integer("eval_batch_size", eval_batch_size, "Evaluation batch size.", **define)
+    flags.DEFINE_float("num_train_epochs", None, "Train this many epochs (overrides --train_steps).", **define)
+    flags.DEFINE_float("warmup_proportion", None, "Warmup as a fraction of the training steps (overrides "
+                                                  "--warmup_steps).", **define)
+    flags.DEFINE_boolean("retain_best", False, "Keep (and export) the best checkpoint; delete the other evaluated "
+                                               "ones.", **define)
+    flags.DEFINE_boolean("retain_all", False, "Delete no checkpoint.", **define)
+    flags.DEFINE_boolean("overwrite", False, "With --do_eval: delete earlier evaluation results first.", **define)

@@ -29,6 +29,7 @@ RANKS = {
     "funnel_tfm.config_flags": 7.5,  # the absl flags shared by the entry points
     "funnel_tfm.legacy_flags": 7.5,  # the original's flags mapped onto ours, shared by the entry points
     "funnel_tfm.training_flags": 7.5,  # optimizer and run flags shared by the training entry points
+    "funnel_tfm.finetune_cli": 7.75,  # flags -> run settings and one-line errors, shared by the finetuning entry points
 }
 ENTRY_RANK = 8  # every other top-level module: entry points and their flag helpers
 MODEL_LAYER = ("funnel_tfm.config", "funnel_tfm.layers", "funnel_tfm.modeling", "funnel_tfm.errors")

@@ -106,7 +106,7 @@ def _direct_logits(model_dir: str, step: int, records_examples) -> np.ndarray:
     from funnel_tfm.tasks.classification import ClassificationTask
     config = ModelConfig.from_json(os.path.join(model_dir, "net_config.json"))
     task = ClassificationTask.build(config, 2, scope="cola")
-    tf.train.Checkpoint(**task.parts()).read(os.path.join(model_dir, f"ckpt-{step}")).expect_partial()
+    tf.train.Checkpoint(**task.trackables()).read(os.path.join(model_dir, f"ckpt-{step}")).expect_partial()
     return np.asarray(task.model(records_examples, training=False))
 
 
@@ -145,7 +145,7 @@ def test_sigkill_and_restart_equal_an_uninterrupted_run(tmp_path, vocab, cola_di
     process = subprocess.Popen([sys.executable, "-m", "funnel_tfm.classifier", *common, f"--model_dir={killed}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
-    while time.time() < deadline and not os.path.exists(os.path.join(killed, "ckpt-3.index")):
+    while time.time() < deadline and tf.train.latest_checkpoint(killed) is None:  # the save is committed
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()

@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from funnel_tfm import file_io
+from funnel_tfm.data.example_proto import serialize_examples
 from funnel_tfm.data.preprocessing import Preprocessor
 
 CONVERT_BATCH = 512
@@ -58,40 +59,40 @@ def _label_values(examples: Sequence, labels: tuple[str, ...], regression: bool)
     return [index[e.label] if e.label is not None else 0 for e in examples]  # test rows: the first label (original)
 
 
-def _encode_runs(examples: Sequence, preprocessor: Preprocessor, progress: Callable[[int], None]):
-    """Packed features of `examples` in order; runs of single texts and of pairs go through the in-graph
-    preprocessor in batches (tf.data runs the tokenizer ops on every core)."""
+def _serialized_runs(examples: Sequence, labels: Sequence, preprocessor: Preprocessor, regression: bool,
+                     progress: Callable[[int], None]):
+    """Serialized records of `examples` in order. Runs of single texts and of pairs go through the in-graph
+    preprocessor and serializer in batches (tf.data runs both on every core)."""
+    start = 0
     for has_b, run in itertools.groupby(examples, key=lambda e: e.text_b is not None):
         run = list(run)
         columns = [[e.text_a for e in run]] + ([[e.text_b for e in run]] if has_b else [])
-        dataset = tf.data.Dataset.from_tensor_slices(tuple(columns)).batch(CONVERT_BATCH)
-        dataset = dataset.map(lambda *texts: preprocessor(*texts), num_parallel_calls=tf.data.AUTOTUNE,
-                              deterministic=True).prefetch(tf.data.AUTOTUNE)
-        for features in dataset.as_numpy_iterator():
-            progress(len(features["token_ids"]))
-            yield features
+        run_labels = np.asarray(labels[start:start + len(run)], np.float32 if regression else np.int64)
+        start += len(run)
 
+        def serialize(label, *texts):
+            packed = preprocessor(*texts)
+            return serialize_examples({
+                "input_ids": packed["token_ids"],
+                "input_mask": 1.0 - tf.cast(packed["padding_mask"], tf.float32),  # the original's: 1 = padding
+                "segment_ids": packed["segment_ids"],
+                "label_ids": label[:, None],
+                "is_real_example": tf.ones_like(packed["token_ids"][:, :1]),
+            })
 
-def _serialize(token_ids: np.ndarray, segment_ids: np.ndarray, padding_mask: np.ndarray, label: float | int,
-               regression: bool) -> bytes:
-    int_list = lambda values: tf.train.Feature(int64_list=tf.train.Int64List(value=values))  # noqa: E731
-    float_list = lambda values: tf.train.Feature(float_list=tf.train.FloatList(value=values))  # noqa: E731
-    feature = {
-        "input_ids": int_list(token_ids),
-        "input_mask": float_list(1.0 - padding_mask.astype(np.float32)),  # the original's: 1 = padding
-        "segment_ids": int_list(segment_ids),
-        "label_ids": float_list([label]) if regression else int_list([label]),
-        "is_real_example": int_list([1]),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+        dataset = tf.data.Dataset.from_tensor_slices((run_labels, *columns)).batch(CONVERT_BATCH)
+        dataset = dataset.map(serialize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        for records in dataset.prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
+            progress(len(records))
+            yield from records
 
 
 def write_features(examples: Sequence, labels: tuple[str, ...], regression: bool, preprocessor: Preprocessor,
                    path: str, settings: dict[str, Any], log: Callable[[str], None] = print) -> dict[str, Any]:
     """Writes `examples` to the record file `path` (and its meta json) atomically; returns the meta.
 
-    Each example is packed by `preprocessor` (tokenized in-graph); a progress line with the throughput is
-    logged every few seconds, and once at the end.
+    Each example is packed by `preprocessor` and serialized in the graph (`example_proto`), a batch at a time;
+    a progress line with the throughput is logged every few seconds, and once at the end.
     """
     values = _label_values(examples, labels, regression)
     started = last = time.perf_counter()
@@ -109,12 +110,8 @@ def write_features(examples: Sequence, labels: tuple[str, ...], regression: bool
     temporary = file_io.temporary_sibling(path)
     try:
         with tf.io.TFRecordWriter(temporary) as writer:
-            position = 0
-            for features in _encode_runs(examples, preprocessor, progress):
-                for row in range(len(features["token_ids"])):
-                    writer.write(_serialize(features["token_ids"][row], features["segment_ids"][row],
-                                            features["padding_mask"][row], values[position], regression))
-                    position += 1
+            for record in _serialized_runs(examples, values, preprocessor, regression, progress):
+                writer.write(record)
         meta = {"num_real_examples": len(examples), "num_examples": len(examples), "settings": settings}
         file_io.atomic_write_text(meta_path(path), json.dumps(meta, indent=4) + "\n")
         file_io.rename(temporary, path)
@@ -148,15 +145,11 @@ def _parse_fn(seq_len: int, regression: bool) -> Callable:
     return parse
 
 
-def train_input_fn(path: str, seq_len: int, regression: bool, per_replica_batch: int, seed: int = 0,
-                   shuffle_buffer: int = 2048, start_step: int = 0) -> Callable:
-    """`dataset_fn(input_context)` for `Trainer.distribute`: shuffled, repeated, batched per replica.
-
-    The stream depends only on `seed`, so a run resumed at `start_step` skips exactly the batches it had read.
-    Each input pipeline reads every `num_input_pipelines`-th example.
-    """
-    parse = _parse_fn(seq_len, regression)
-
+def shuffled_input_fn(path: str, parse: Callable, per_replica_batch: int, seed: int = 0, shuffle_buffer: int = 2048,
+                      start_step: int = 0) -> Callable:
+    """`dataset_fn(input_context)` for `Trainer.distribute` over the records at `path` read by `parse`: shuffled,
+    repeated, batched per replica. The stream depends only on `seed`, so a run resumed at `start_step` skips
+    exactly the batches it had read. Each input pipeline reads every `num_input_pipelines`-th record."""
     def dataset_fn(input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
         pipelines = input_context.num_input_pipelines if input_context else 1
         pipeline = input_context.input_pipeline_id if input_context else 0
@@ -169,17 +162,27 @@ def train_input_fn(path: str, seq_len: int, regression: bool, per_replica_batch:
     return dataset_fn
 
 
-def eval_dataset(path: str, seq_len: int, regression: bool, global_batch: int, num_examples: int) -> tf.data.Dataset:
-    """Every example once, in file order, numbered (`example_index`), padded with fake examples
+def numbered_eval_dataset(path: str, parse: Callable, fake: dict[str, tf.Tensor], global_batch: int,
+                          num_examples: int) -> tf.data.Dataset:
+    """Every record once, in file order, numbered (`example_index`), padded with `fake` examples
     (`is_real_example = 0`, `example_index = -1`) to a multiple of `global_batch`; global batches."""
-    parse = _parse_fn(seq_len, regression)
     real = tf.data.TFRecordDataset(path).map(parse).enumerate().map(
         lambda index, example: {**example, "example_index": tf.cast(index, tf.int32)})
-    fakes = -num_examples % global_batch
-    fake = {"token_ids": tf.zeros([seq_len], tf.int32), "segment_ids": tf.zeros([seq_len], tf.int32),
-            "padding_mask": tf.one_hot(0, seq_len, dtype=tf.int32),  # one real key: no all-masked attention row
-            "label": tf.constant(0.0) if regression else tf.constant(0), "is_real_example": tf.constant(0),
-            "example_index": tf.constant(-1)}
-    dataset = real.concatenate(tf.data.Dataset.from_tensors(fake).repeat(fakes))
+    fake = {**fake, "is_real_example": tf.constant(0), "example_index": tf.constant(-1)}
+    dataset = real.concatenate(tf.data.Dataset.from_tensors(fake).repeat(-num_examples % global_batch))
     return dataset.batch(global_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
+
+def train_input_fn(path: str, seq_len: int, regression: bool, per_replica_batch: int, seed: int = 0,
+                   shuffle_buffer: int = 2048, start_step: int = 0) -> Callable:
+    """The classification records' `dataset_fn` (see `shuffled_input_fn`)."""
+    return shuffled_input_fn(path, _parse_fn(seq_len, regression), per_replica_batch, seed, shuffle_buffer,
+                             start_step)
+
+
+def eval_dataset(path: str, seq_len: int, regression: bool, global_batch: int, num_examples: int) -> tf.data.Dataset:
+    """Every classification example once, numbered and padded (see `numbered_eval_dataset`)."""
+    fake = {"token_ids": tf.zeros([seq_len], tf.int32), "segment_ids": tf.zeros([seq_len], tf.int32),
+            "padding_mask": tf.one_hot(0, seq_len, dtype=tf.int32),  # one real key: no all-masked attention row
+            "label": tf.constant(0.0) if regression else tf.constant(0)}
+    return numbered_eval_dataset(path, _parse_fn(seq_len, regression), fake, global_batch, num_examples)

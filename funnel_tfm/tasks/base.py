@@ -57,7 +57,11 @@ class Task:
                 if "seed_generator" in variable.path and id(variable) not in seen:
                     seen.add(id(variable))
                     rng.states.append(variable.value)
-        return {**parts, "dropout_rng": rng}
+        # Keras keeps layers held in lists (the encoder and decoder layers) out of TensorFlow's object graph, so
+        # `parts` alone reach only some weights: every weight is also listed under its original name.
+        weights = tf.Module(name="weights")
+        weights.by_name = {name: variable.value for name, variable in self.checkpoint_view().named_variables().items()}
+        return {**parts, "dropout_rng": rng, "weights": weights}
 
     def step_inputs(self, batch: dict[str, tf.Tensor], step: tf.Tensor, seed: int, replica_id: tf.Tensor,
                     num_replicas: int, local_batch: int) -> dict[str, tf.Tensor]:

@@ -94,6 +94,11 @@ class ClassificationTask(Task):
         """The per-example loss of whole-set predictions, on the host (evaluation)."""
         if self.regression:
             return np.square(logits[:, 0].astype(np.float64) - labels.astype(np.float64))
-        shifted = logits.astype(np.float64) - logits.max(-1, keepdims=True)
-        log_probabilities = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-        return -log_probabilities[np.arange(len(labels)), labels.astype(np.int64)]
+        return softmax_cross_entropy_numpy(logits, labels)
+
+
+def softmax_cross_entropy_numpy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-row cross-entropy of `logits` [N, K] against class indices `labels` [N], in float64 on the host."""
+    shifted = logits.astype(np.float64) - logits.max(-1, keepdims=True)
+    log_probabilities = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    return -log_probabilities[np.arange(len(labels)), labels.astype(np.int64)]

@@ -26,84 +26,30 @@ import numpy as np
 import tensorflow as tf
 
 from funnel_tfm import file_io
-from funnel_tfm.checkpoints.loading import export
-from funnel_tfm.config import ModelConfig, load_config
 from funnel_tfm.data import classifier_data
 from funnel_tfm.data.classifier_records import eval_dataset, read_meta, record_path, train_input_fn, write_features
 from funnel_tfm.data.preprocessing import Preprocessor
-from funnel_tfm.errors import CheckpointError
-from funnel_tfm.modeling import FunnelTFM
 from funnel_tfm.tasks.classification import ClassificationTask
 from funnel_tfm.tasks.glue_metrics import glue_scores, main_score
-from funnel_tfm.training.checkpointing import TrainingCheckpoints
-from funnel_tfm.training.evaluation import CheckpointEvaluator, mark_done, saved_checkpoints, watch_checkpoints
-from funnel_tfm.training.loop import build_optimizer, configure_devices, initialize_from, train_loop
+from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, best_checkpoint, evaluate_checkpoints,
+                                         model_config_and_init, predict_logits, train_task)
+from funnel_tfm.training.loop import configure_devices
 from funnel_tfm.training.strategy import is_chief, make_strategy
-from funnel_tfm.training.summaries import write_scalars
-from funnel_tfm.training.trainer import Trainer
 
 
-@dataclasses.dataclass(frozen=True)
-class ClassifierRun:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ClassifierRun(FinetuneRun):
     """Every setting of a finetuning run (the flags of `funnel_tfm.classifier`, same names and defaults)."""
 
     task_name: str
-    data_dir: str
-    output_dir: str
-    model_dir: str
-    tokenizer_path: str
-    uncased: bool = True
     custom: classifier_data.CustomFormat | None = None
-    model_config: ModelConfig | None = None   # None: the init checkpoint's config
-    init_checkpoint: str | None = None
-    init_global_vars: bool = False
     cls_scope: str | None = None
-    max_seq_length: int = 128
-    overwrite_data: bool = False
-    shuffle_examples: bool = True
-    shuffle_buffer: int = 2048
-    do_train: bool = False
-    do_eval: bool = False
-    do_predict: bool = False
     do_submit: bool = False
-    eval_split: str = "dev"
     predict_split: str | None = None          # None: eval_split
-    eval_all_ckpt: bool = True
-    eval_start_step: int = -1
-    eval_end_step: int = 10000000
-    eval_poll_secs: float = 60.0
-    retain_best: bool = False
-    retain_all: bool = False
     submit_dir: str | None = None
-    train_steps: int = 40000
-    num_train_epochs: float | None = None     # overrides train_steps when given
-    train_batch_size: int = 128
-    eval_batch_size: int = 8
     predict_batch_size: int = 8
-    learning_rate: float = 1e-5
-    warmup_steps: int = 0
-    warmup_proportion: float | None = None    # overrides warmup_steps when given
-    decay_method: str = "poly"
-    poly_power: float = 1.0
-    min_lr_ratio: float = 0.0
-    weight_decay: float = 0.0
-    use_wd_exclusion: bool = False
-    clip: float = 1.0
-    lr_layer_decay_rate: float = 1.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.99
-    adam_epsilon: float = 1e-6
-    adam_correction: bool = True
-    iterations: int = 1000
-    save_steps: int | None = None             # None / 0: only at the end
-    max_save: int = 0                         # 0: keep every checkpoint (each is evaluated)
-    strategy: str = "one_device"
-    tpu: str | None = None
-    num_cpu_devices: int = 0
-    precision: str = "float32"
-    jit_compile: bool = True
-    deterministic: bool = False
-    seed: int = 0
+    eval_batch_size: int = 8
+    max_seq_length: int = 128
 
 
 # ------------------------------------------------------------------------------------------- features
@@ -137,191 +83,46 @@ def prepare_records(run: ClassifierRun, task: classifier_data.TaskData, preproce
 
 
 # ------------------------------------------------------------------------------------------- model
-def resolve_init_checkpoint(path: str) -> str:
-    """A pretraining --model_dir means its export; anything else is passed to the checkpoint readers."""
-    export_dir = os.path.join(path, "export")
-    if os.path.isdir(path) and os.path.isdir(export_dir):
-        return export_dir
-    if os.path.isdir(path) and saved_checkpoints(path) and not any(
-            os.path.exists(os.path.join(path, name)) for name in ("funnel_config.json", "config.json",
-                                                                  "net_config.json")):
-        raise CheckpointError(f"{path}: a training directory without an export; finish the run (it exports to "
-                              f"{export_dir}) or pass a checkpoint directory")
-    return path
-
-
-def _config_and_init(run: ClassifierRun, preprocessor: Preprocessor):
-    init = FunnelTFM.load_checkpoint(resolve_init_checkpoint(run.init_checkpoint), use_decoder=False) \
-        if run.init_checkpoint else None
-    if run.model_config is not None:
-        config = run.model_config
-        if init is not None and init.config.to_dict() != config.to_dict():
-            differing = sorted(k for k, v in config.to_dict().items() if init.config.to_dict().get(k) != v)
-            raise CheckpointError(f"{run.init_checkpoint} does not fit --model_config: {', '.join(differing)} differ")
-    elif init is not None:
-        config = init.config
-    elif file_io.exists(os.path.join(run.model_dir, NET_CONFIG)):
-        config = load_config(os.path.join(run.model_dir, NET_CONFIG))  # an evaluation of an earlier training run
-    else:
-        raise ValueError("no model: give --init_checkpoint or --model_config (or a --model_dir that holds the "
-                         f"{NET_CONFIG} of a training run)")
-    config.block_lengths(run.max_seq_length)  # a ConfigError that states the rule
-    if config.vocab_size != preprocessor.tokenizer.vocab_size:
-        raise ValueError(f"the model's vocab_size is {config.vocab_size} but {run.tokenizer_path} has "
-                         f"{preprocessor.tokenizer.vocab_size} tokens")
-    return config, init
-
-
-NET_CONFIG = "net_config.json"  # the original wrote the model's config into model_dir, and so do we
-
-
 def _head_scope(run: ClassifierRun, spec: classifier_data.TaskSpec) -> str:
     return run.cls_scope or spec.name  # the original's default: the lower-cased task name
 
 
 # ------------------------------------------------------------------------------------------- phases
-def _train(run, strategy, task, config, init, train_path, train_meta, log) -> None:
-    replicas = strategy.num_replicas_in_sync
-    if run.train_batch_size % replicas:
-        raise ValueError(f"--train_batch_size={run.train_batch_size} is not divisible by the {replicas} replicas")
-    with strategy.scope():
-        optimizer = build_optimizer(task, run)
-        trainer = Trainer(strategy, task, optimizer, run.train_batch_size, seed=run.seed, jit_compile=run.jit_compile)
-    saver = TrainingCheckpoints(trainer, run.model_dir, max_to_keep=run.max_save or None)
-    restored = saver.restore_latest()
-    if restored:
-        log(f"resumed from {restored} at step {trainer.current_step()}")
-    elif init is not None:
-        log(initialize_from(init, task, optimizer, trainer, run.init_checkpoint, run.init_global_vars))
-    else:
-        log("no --init_checkpoint: training from random initialisation")
-    n_params = sum(int(v.shape.num_elements()) for v in optimizer.variables_)
-    log(f"{task.model.scope} finetuning: {n_params:,} trainable parameters, {train_meta['num_examples']:,} examples, "
-        f"{replicas} replica(s) on {run.strategy}, batch {run.train_batch_size} x {run.max_seq_length}, "
-        f"{run.train_steps} steps, {run.precision}{', XLA' if run.jit_compile else ''}")
-    dataset_fn = train_input_fn(train_path, run.max_seq_length, task.regression, run.train_batch_size // replicas,
-                                seed=run.seed, shuffle_buffer=run.shuffle_buffer, start_step=trainer.current_step())
-
-    def progress(step: int, means: dict) -> str:
-        cells = [f"step {step:>6d}/{run.train_steps}", f"loss {means['loss']:.4f}"]
-        if "accuracy" in means:
-            cells.append(f"acc {means['accuracy']:.4f}")
-        cells += [f"lr {means['learning_rate']:.2e}", f"gnorm {means['grad_norm']:.3f}",
-                  f"{means['examples_per_second']:,.1f} ex/s"]
-        return " | ".join(cells)
-
-    train_loop(trainer, saver, trainer.distribute(dataset_fn), run, progress, run.train_batch_size,
-               chief=is_chief(strategy), log=log)
-    if is_chief(strategy):
-        mark_done(run.model_dir)
-
-
 def _reported_metrics(spec: classifier_data.TaskSpec) -> tuple[str, ...]:
     """GLUE's metrics of the task, and accuracy for every classification task (CoLA's is only Matthews)."""
     extra = () if spec.is_regression or "accuracy" in spec.metrics else ("accuracy",)
     return tuple(spec.metrics) + extra
 
 
-def _scores(spec: classifier_data.TaskSpec, logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    predictions = logits[:, 0] if spec.is_regression else np.argmax(logits, -1)
-    return glue_scores(_reported_metrics(spec), predictions, labels)
+def _score_fn(spec: classifier_data.TaskSpec, task: ClassificationTask) -> Callable[[dict], dict[str, float]]:
+    def score(outputs: dict[str, np.ndarray]) -> dict[str, float]:
+        logits, labels = outputs["logits"], outputs["label"]
+        predictions = logits[:, 0] if spec.is_regression else np.argmax(logits, -1)
+        scores = glue_scores(_reported_metrics(spec), predictions, labels)
+        loss = float(task.per_example_numpy(logits, labels).mean())
+        return {"loss": loss, **scores, "main": main_score(scores, spec.main_metric)}
+    return score
 
 
 def _evaluate(run, strategy, task, spec, path, meta, log) -> dict[str, Any] | None:
-    """Every checkpoint (or the last), in step order; returns the best result."""
-    evaluator = CheckpointEvaluator(strategy, task.parts())
-    eval_dir = os.path.join(run.model_dir, "eval", run.eval_split)
-    file_io.makedirs(eval_dir)
-    writer = tf.summary.create_file_writer(eval_dir)
-    results_path = os.path.join(eval_dir, "results.jsonl")
-    earlier = _earlier_results(results_path)  # a restarted evaluation does not redo (or repeat) a checkpoint
-    best = max(earlier.values(), key=lambda r: r["main"], default=None)
-    if run.eval_all_ckpt:
-        checkpoints = watch_checkpoints(run.model_dir, run.eval_poll_secs, run.eval_start_step, run.eval_end_step)
-    else:
-        checkpoints = saved_checkpoints(run.model_dir)[-1:]
-        if not checkpoints:
-            raise CheckpointError(f"{run.model_dir}: no checkpoint to evaluate")
     dataset = eval_dataset(path, run.max_seq_length, spec.is_regression, run.eval_batch_size, meta["num_examples"])
-    for step, prefix in checkpoints:
-        if step in earlier:
-            continue
-        evaluator.restore(prefix)
-        outputs = evaluator.predict(task.model, dataset, keep=("label",))
-        scores = _scores(spec, outputs["logits"], outputs["label"])
-        per_example = task.per_example_numpy(outputs["logits"], outputs["label"])
-        result = {"step": step, "path": prefix, "split": run.eval_split, "num_examples": len(outputs["label"]),
-                  "loss": float(per_example.mean()), **scores, "main": main_score(scores, spec.main_metric)}
-        log(f"eval {run.eval_split} step {step}: " + " | ".join(f"{k} {result[k]:.4f}"
-                                                                 for k in ("loss",) + _reported_metrics(spec)))
-        with tf.io.gfile.GFile(results_path, "a") as handle:
-            handle.write(json.dumps(result) + "\n")
-        write_scalars(writer, step, {k: result[k] for k in ("loss",) + _reported_metrics(spec)}, group="eval")
-        if best is None or result["main"] > best["main"]:
-            best = result
-            file_io.atomic_write_text(os.path.join(run.model_dir, "best_result.json"), json.dumps(best, indent=4))
-    if best is None:
-        log(f"no checkpoint to evaluate in {run.model_dir}")
-        return None
-    log(f"best {spec.main_metric} {best['main']:.4f} at step {best['step']} ({best['path']})")
-    if run.retain_best:
-        _retain_best(run, task, evaluator, best, log)
-    return best
+    return evaluate_checkpoints(run, strategy, task, dataset, _score_fn(spec, task),
+                                ("loss",) + _reported_metrics(spec), log, main_name=spec.main_metric)
 
 
-def _earlier_results(path: str) -> dict[int, dict[str, Any]]:
-    """Step -> result of the checkpoints already evaluated into `path` (empty when there is none)."""
-    if not file_io.exists(path):
-        return {}
-    with file_io.open_file(path) as handle:
-        return {row["step"]: row for row in map(json.loads, filter(str.strip, handle))}
-
-
-def _retain_best(run, task, evaluator, best, log) -> None:
-    """Keeps (and exports) the best checkpoint; deletes the other evaluated ones unless --retain_all."""
-    evaluator.restore(best["path"])
-    export_dir = os.path.join(run.model_dir, "export")
-    export(task.checkpoint_view(), export_dir, to="keras", overwrite=True)
-    log(f"exported the best checkpoint (step {best['step']}) to {export_dir}")
-    if run.retain_all:
-        return
-    # The latest checkpoint stays too: a training process may still resume from it.
-    latest = saved_checkpoints(run.model_dir)[-1][1]
-    for _, prefix in saved_checkpoints(run.model_dir):
-        if prefix not in (best["path"], latest):
-            for name in tf.io.gfile.glob(prefix + ".*"):
-                tf.io.gfile.remove(name)
-
-
-def _best_checkpoint(run) -> tuple[int, str]:
-    """The best evaluated checkpoint of `model_dir`, else its latest."""
-    best_path = os.path.join(run.model_dir, "best_result.json")
-    if file_io.exists(best_path):
-        with file_io.open_file(best_path) as handle:
-            best = json.load(handle)
-        if tf.io.gfile.exists(best["path"] + ".index"):
-            return int(best["step"]), best["path"]
-    checkpoints = saved_checkpoints(run.model_dir)
-    if not checkpoints:
-        raise CheckpointError(f"{run.model_dir}: no checkpoint to predict with")
-    return checkpoints[-1]
+def _predict(run, strategy, task, spec, split, path, meta, examples, log) -> tuple[np.ndarray, list]:
+    step, prefix = best_checkpoint(run.model_dir)
+    dataset = eval_dataset(path, run.max_seq_length, spec.is_regression, run.predict_batch_size,
+                           meta["num_examples"])
+    logits = predict_logits(strategy, task, prefix, dataset)
+    log(f"predicted {len(logits):,} {split} examples with {prefix}")
+    return logits, examples
 
 
 def _label_strings(spec, logits: np.ndarray) -> list[str]:
     if spec.is_regression:
         return [f"{value:.6f}" for value in logits[:, 0]]
     return [spec.labels[i] for i in np.argmax(logits, -1)]
-
-
-def _predict(run, strategy, task, spec, split, path, meta, examples, log) -> tuple[np.ndarray, list]:
-    step, prefix = _best_checkpoint(run)
-    evaluator = CheckpointEvaluator(strategy, task.parts())
-    evaluator.restore(prefix)
-    dataset = eval_dataset(path, run.max_seq_length, spec.is_regression, run.predict_batch_size,
-                           meta["num_examples"])
-    logits = evaluator.predict(task.model, dataset)["logits"]
-    log(f"predicted {len(logits):,} {split} examples with {prefix}")
-    return logits, examples
 
 
 def _write_predictions(run, spec, split, logits, examples, log) -> str:
@@ -361,7 +162,7 @@ def run_classifier(run: ClassifierRun, log: Callable[[str], None] | None = None)
     task_data = classifier_data.get_task(run.task_name, run.data_dir, run.custom)
     spec = task_data.spec
     preprocessor = Preprocessor.from_file(run.tokenizer_path, uncased=run.uncased, seq_len=run.max_seq_length)
-    config, init = _config_and_init(run, preprocessor)
+    config, init = model_config_and_init(run, preprocessor.tokenizer.vocab_size)
     n_class = 1 if spec.is_regression else len(spec.labels)
     keras.utils.set_random_seed(run.seed)  # the head's initial weights
     with strategy.scope():
@@ -378,7 +179,11 @@ def run_classifier(run: ClassifierRun, log: Callable[[str], None] | None = None)
                                                                   / run.train_batch_size)))
         if run.warmup_proportion is not None:
             run = dataclasses.replace(run, warmup_steps=int(run.warmup_proportion * run.train_steps))
-        _train(run, strategy, task, config, init, path, meta, log)
+        replicas = strategy.num_replicas_in_sync
+        dataset_fn_at = lambda start: train_input_fn(  # noqa: E731
+            path, run.max_seq_length, spec.is_regression, run.train_batch_size // replicas, seed=run.seed,
+            shuffle_buffer=run.shuffle_buffer, start_step=start)
+        train_task(run, strategy, task, init, dataset_fn_at, meta["num_examples"], log)
     if run.do_eval:
         path, meta, _ = prepare_records(run, task_data, preprocessor, run.eval_split, log)
         outcome["best"] = _evaluate(run, strategy, task, spec, path, meta, log)

@@ -1,6 +1,6 @@
 """Evaluate every saved checkpoint, in step order, while training runs elsewhere or after it has finished.
 
-    evaluator = CheckpointEvaluator(strategy, task.parts())
+    evaluator = CheckpointEvaluator(strategy, task.trackables())
     for step, prefix in watch_checkpoints("exp/cola", poll_secs=60):   # stops after the `done` marker
         evaluator.restore(prefix)
         outputs = evaluator.predict(task.model, eval_dataset(...), ("label",))   # every real example once
@@ -61,9 +61,10 @@ def watch_checkpoints(model_dir: str, poll_secs: float = 60.0, start_step: int =
 class CheckpointEvaluator:
     """Restores model weights from training checkpoints and runs a model over a dataset on every replica."""
 
-    def __init__(self, strategy: tf.distribute.Strategy, parts: dict[str, Any]) -> None:
+    def __init__(self, strategy: tf.distribute.Strategy, trackables: dict[str, Any]) -> None:
+        """`trackables`: the task's (`Task.trackables()`, which reach every weight by name)."""
         self.strategy = strategy
-        self.checkpoint = tf.train.Checkpoint(**{k: v for k, v in parts.items() if v is not None})
+        self.checkpoint = tf.train.Checkpoint(**{k: v for k, v in trackables.items() if v is not None})
 
     def restore(self, prefix: str) -> None:
         # Only the model's weights: the optimizer and counters in the file are of no use here.

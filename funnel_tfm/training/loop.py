@@ -12,6 +12,7 @@ original's flags (`learning_rate`, `warmup_steps`, ..., `train_steps`, `iteratio
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -25,6 +26,34 @@ from funnel_tfm.training.checkpointing import TrainingCheckpoints
 from funnel_tfm.training.optimization import AdamW, DynamicLossScale, WarmupDecay
 from funnel_tfm.training.summaries import write_scalars
 from funnel_tfm.training.trainer import Trainer
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainingSettings:
+    """The original's optimization flags (semantics P6-P9) and how a run is executed, same names and defaults;
+    every run settings class (`PretrainRun`, `FinetuneRun`, ...) inherits them."""
+
+    learning_rate: float = 1e-5
+    warmup_steps: int = 0
+    decay_method: str = "poly"
+    poly_power: float = 1.0
+    min_lr_ratio: float = 0.0
+    weight_decay: float = 0.0
+    use_wd_exclusion: bool = False
+    clip: float = 1.0
+    lr_layer_decay_rate: float = 1.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.99
+    adam_epsilon: float = 1e-6
+    adam_correction: bool = True
+    iterations: int = 1000
+    strategy: str = "one_device"
+    tpu: str | None = None
+    num_cpu_devices: int = 0
+    precision: str = "float32"
+    jit_compile: bool = True
+    deterministic: bool = False
+    seed: int = 0
 
 
 def configure_devices(num_cpu_devices: int, deterministic: bool) -> None:

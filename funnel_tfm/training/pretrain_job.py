@@ -13,11 +13,13 @@ and global_step). At the end the backbone (with heads and generator) is exported
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import keras
 import tensorflow as tf
 
+from funnel_tfm import file_io
 from funnel_tfm.checkpoints.loading import export
 from funnel_tfm.config import ModelConfig, load_config
 from funnel_tfm.data.input_func_builder import MaskingIds, first_record_ids, pretrain_input_fn, record_files
@@ -25,13 +27,16 @@ from funnel_tfm.data.tokenization import Tokenizer
 from funnel_tfm.modeling import FunnelTFM
 from funnel_tfm.tasks import build_pretraining_task
 from funnel_tfm.training.checkpointing import TrainingCheckpoints
-from funnel_tfm.training.loop import build_optimizer, configure_devices, initialize_from, train_loop
+from funnel_tfm.training.loop import TrainingSettings, build_optimizer, configure_devices, initialize_from, train_loop
 from funnel_tfm.training.strategy import is_chief, make_strategy
 from funnel_tfm.training.trainer import Trainer
 
 
+PRETRAIN_CONFIG, PRETRAIN_OBJECTIVE = "net_config.json", "pretrain_objective.json"
+
+
 @dataclasses.dataclass(frozen=True)
-class PretrainRun:
+class PretrainRun(TrainingSettings):
     """Every setting of a pretraining run (the flags of `funnel_tfm.pretrain`, same names and defaults)."""
 
     record_dir: list[str]
@@ -50,31 +55,10 @@ class PretrainRun:
     disc_coeff: float = 50.0
     init_checkpoint: str | None = None
     init_global_vars: bool = True
-    learning_rate: float = 1e-5
-    warmup_steps: int = 0
-    decay_method: str = "poly"
-    poly_power: float = 1.0
-    min_lr_ratio: float = 0.0
-    weight_decay: float = 0.0
-    use_wd_exclusion: bool = False
-    clip: float = 1.0
-    lr_layer_decay_rate: float = 1.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.99
-    adam_epsilon: float = 1e-6
-    adam_correction: bool = True
     train_batch_size: int = 60
     train_steps: int = 100000
-    iterations: int = 1000
     save_steps: int = 10000
     max_save: int = 5
-    strategy: str = "one_device"
-    tpu: str | None = None
-    num_cpu_devices: int = 0
-    precision: str = "float32"
-    jit_compile: bool = True
-    deterministic: bool = False
-    seed: int = 0
     export_format: str = "keras"
 
 
@@ -140,6 +124,10 @@ def run_pretraining(run: PretrainRun) -> int:
         input_offset = tf.Variable(0, dtype=tf.int64, trainable=False, name="input_offset",
                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     chief = is_chief(strategy)
+    if chief:  # what a finetuning run needs to read this directory's training checkpoints before the export
+        config.to_json(os.path.join(run.model_dir, PRETRAIN_CONFIG))
+        file_io.atomic_write_text(os.path.join(run.model_dir, PRETRAIN_OBJECTIVE), json.dumps(
+            {"loss_type": run.loss_type.lower(), "width_shrink": run.width_shrink, "disc_coeff": run.disc_coeff}))
     # input_offset: steps not read from these records (those of a continued original run)
     saver = TrainingCheckpoints(trainer, run.model_dir, max_to_keep=run.max_save or None,  # 0: keep all
                                 extra={"input_offset": input_offset})

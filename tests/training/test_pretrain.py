@@ -229,3 +229,20 @@ def test_input_tail_follows_the_pooling_of_the_config(records, tokenizer, block_
         assert (ids[:, -tail - 1] != tokenizer.pad_id).all()
     else:
         assert (ids[:, -1] == tokenizer.sep_id).all() and (ids != tokenizer.pad_id).all()
+
+
+def test_finetuning_reads_a_pretraining_dir_without_its_export(tmp_path, records):
+    """A pretraining run stopped before its export: `--init_checkpoint=<model_dir>` reads the latest training
+    checkpoint through the pretraining task, and gets exactly the weights the export would have held."""
+    import shutil
+    from funnel_tfm.training.finetune import load_init_checkpoint
+    model_dir = str(tmp_path / "run")
+    _check(run_pretrain(_cli_args(records, model_dir, train_steps=4, save_steps=2)))
+    shutil.move(os.path.join(model_dir, "export"), str(tmp_path / "export"))
+    state = load_init_checkpoint(model_dir).state()
+    from safetensors.numpy import load_file
+    exported = load_file(str(tmp_path / "export" / "model.safetensors"))
+    shared = sorted(set(state) & set(exported))
+    assert len(shared) > 40 and any(name.startswith("generator/") for name in shared)
+    for name in shared:
+        np.testing.assert_array_equal(state[name], exported[name], err_msg=name)
