@@ -29,12 +29,17 @@ TINY = {"block_size": "1_1", "d_model": 32, "d_embed": 32, "n_head": 2, "d_head"
         "vocab_size": 30522}
 
 
-def run_classifier(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "funnel_tfm.classifier", *args], capture_output=True, text=True,
+def run_entry_point(module: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """`python -m funnel_tfm.<module> args...` on the CPU; with `check`, a non-zero exit fails with its output."""
+    result = subprocess.run([sys.executable, "-m", f"funnel_tfm.{module}", *args], capture_output=True, text=True,
                             timeout=900, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     if check:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+def run_classifier(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run_entry_point("classifier", *args, check=check)
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,11 @@ from funnel_tfm.config import ModelConfig
 from funnel_tfm.data import data_fetch
 from funnel_tfm.data.race_data import RaceDataError, RaceExample, pack_race, qa_texts, read_race
 from funnel_tfm.data.tokenization import Tokenizer
-from test_classifier import TINY, run_classifier  # noqa: F401  (the same tiny config)
-
-import subprocess
-import sys
+from test_classifier import TINY, run_entry_point  # the same tiny config and CLI runner
 
 
-def run_race(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "funnel_tfm.race", *args], capture_output=True, text=True,
-                            timeout=900, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
-    if check:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+def run_race(*args: str, check: bool = True):
+    return run_entry_point("race", *args, check=check)
 
 
 def test_qa_text_and_packing_follow_the_original():

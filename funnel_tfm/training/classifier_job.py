@@ -27,12 +27,13 @@ import tensorflow as tf
 
 from funnel_tfm import file_io
 from funnel_tfm.data import classifier_data
-from funnel_tfm.data.classifier_records import eval_dataset, read_meta, record_path, train_input_fn, write_features
+from funnel_tfm.data.classifier_records import eval_dataset, record_path, train_input_fn, write_features
 from funnel_tfm.data.preprocessing import Preprocessor
 from funnel_tfm.tasks.classification import ClassificationTask
 from funnel_tfm.tasks.glue_metrics import glue_scores, main_score
-from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, best_checkpoint, evaluate_checkpoints,
-                                         model_config_and_init, predict_logits, train_task)
+from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, best_checkpoint, cached_records,
+                                         evaluate_checkpoints, model_config_and_init, predict_logits,
+                                         shuffled_for_training, train_task)
 from funnel_tfm.training.loop import configure_devices
 from funnel_tfm.training.strategy import is_chief, make_strategy
 
@@ -66,19 +67,10 @@ def prepare_records(run: ClassifierRun, task: classifier_data.TaskData, preproce
     """(record path, meta, examples) of `split`: written once, reused while the settings are the same."""
     path = record_path(run.output_dir, run.tokenizer_path, run.max_seq_length, split)
     settings = _settings(run, task, split)
-    examples = task.examples(split)
-    if split == "train" and run.shuffle_examples:
-        order = np.random.default_rng(run.seed).permutation(len(examples))  # seeded (the original's was not)
-        examples = [examples[i] for i in order]
-    meta = None if run.overwrite_data else read_meta(path)
-    if meta is not None:
-        if meta.get("settings") not in (None, settings):
-            changed = sorted(k for k in settings if meta["settings"].get(k) != settings[k])
-            raise ValueError(f"{path} was written with other settings ({', '.join(changed)}); "
-                             f"pass --overwrite_data or another --output_dir")
-        log(f"reusing {meta['num_examples']:,} {split} examples from {path}")
-        return path, meta, examples
-    meta = write_features(examples, task.spec.labels, task.spec.is_regression, preprocessor, path, settings, log=log)
+    examples = shuffled_for_training(run, task.examples(split), split)
+    meta = cached_records(path, settings, run.overwrite_data, lambda: write_features(
+        examples, task.spec.labels, task.spec.is_regression, preprocessor, path, settings, log=log),
+        f"{split} examples", log)
     return path, meta, examples
 
 

@@ -73,6 +73,30 @@ class FinetuneRun(TrainingSettings):
     max_save: int = 0                         # 0: keep every checkpoint (each is evaluated)
 
 
+def shuffled_for_training(run: FinetuneRun, examples: list, split: str) -> list:
+    """The training examples in one seeded order (the original shuffled once, unseeded); others as they are."""
+    if split != "train" or not run.shuffle_examples:
+        return examples
+    return [examples[i] for i in np.random.default_rng(run.seed).permutation(len(examples))]
+
+
+def cached_records(path: str, settings: dict[str, Any], overwrite: bool, write: Callable[[], dict[str, Any]],
+                   what: str, log: Callable[[str], None]) -> dict[str, Any]:
+    """The meta of the records at `path`: reused when they were written with the same `settings`, refused when
+    with others (unless `overwrite`), else written by `write()`."""
+    meta_file = path.replace("tfrecord", "meta.json")
+    if not overwrite and file_io.exists(path) and file_io.exists(meta_file):
+        with file_io.open_file(meta_file) as handle:
+            meta = json.load(handle)
+        if meta.get("settings") not in (None, settings):
+            changed = sorted(k for k in settings if meta["settings"].get(k) != settings[k])
+            raise ValueError(f"{path} was written with other settings ({', '.join(changed)}); pass --overwrite_data "
+                             f"or another --output_dir")
+        log(f"reusing {meta['num_examples']:,} {what} from {path}")
+        return meta
+    return write()
+
+
 def load_init_checkpoint(path: str) -> FunnelCheckpoint:
     """What --init_checkpoint names: any checkpoint `convert` reads, or a pretraining --model_dir (its export,
     else its latest training checkpoint, read through the pretraining task it was written by)."""

@@ -25,8 +25,9 @@ from funnel_tfm.data import race_data
 from funnel_tfm.data.tokenization import Tokenizer
 from funnel_tfm.tasks.glue_metrics import accuracy
 from funnel_tfm.tasks.multiple_choice import MultipleChoiceTask
-from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, best_checkpoint, evaluate_checkpoints,
-                                         model_config_and_init, predict_logits, train_task)
+from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, best_checkpoint, cached_records,
+                                         evaluate_checkpoints, model_config_and_init, predict_logits,
+                                         shuffled_for_training, train_task)
 from funnel_tfm.training.loop import configure_devices
 from funnel_tfm.training.strategy import is_chief, make_strategy
 
@@ -45,26 +46,13 @@ def prepare_race_records(run: RaceRun, tokenizer: Tokenizer, split: str,
     """(record path, meta, examples) of `split`, written once and reused while the settings are the same."""
     path = os.path.join(run.output_dir, f"{os.path.basename(run.tokenizer_path)}.len-{run.max_seq_length}.{split}"
                                         f".tfrecord")
-    examples = race_data.read_race(run.data_dir, split)
-    if split == "train" and run.shuffle_examples:
-        order = np.random.default_rng(run.seed).permutation(len(examples))
-        examples = [examples[i] for i in order]
+    examples = shuffled_for_training(run, race_data.read_race(run.data_dir, split), split)
     settings = {"task": "race", "split": split, "uncased": run.uncased, "max_seq_length": run.max_seq_length,
                 "max_qa_length": run.max_qa_length, "tokenizer": os.path.abspath(run.tokenizer_path),
                 "data_dir": os.path.abspath(run.data_dir), "num_questions": len(examples),
                 "shuffled_with_seed": run.seed if (split == "train" and run.shuffle_examples) else None}
-    meta_file = path.replace("tfrecord", "meta.json")
-    if not run.overwrite_data and file_io.exists(path) and file_io.exists(meta_file):
-        with file_io.open_file(meta_file) as handle:
-            meta = json.load(handle)
-        if meta.get("settings") not in (None, settings):
-            changed = sorted(k for k in settings if meta["settings"].get(k) != settings[k])
-            raise ValueError(f"{path} was written with other settings ({', '.join(changed)}); pass --overwrite_data "
-                             f"or another --output_dir")
-        log(f"reusing {meta['num_examples']:,} {split} questions from {path}")
-        return path, meta, examples
-    meta = race_data.write_race_records(examples, tokenizer, path, run.max_seq_length, run.max_qa_length, settings,
-                                        log=log)
+    meta = cached_records(path, settings, run.overwrite_data, lambda: race_data.write_race_records(
+        examples, tokenizer, path, run.max_seq_length, run.max_qa_length, settings, log=log), f"{split} questions", log)
     return path, meta, examples
 
 
