@@ -65,6 +65,7 @@ class CheckpointEvaluator:
         """`trackables`: the task's (`Task.trackables()`, which reach every weight by name)."""
         self.strategy = strategy
         self.checkpoint = tf.train.Checkpoint(**{k: v for k, v in trackables.items() if v is not None})
+        self._steps: dict[tuple, Callable] = {}
 
     def restore(self, prefix: str) -> None:
         # Only the model's weights: the optimizer and counters in the file are of no use here.
@@ -72,13 +73,9 @@ class CheckpointEvaluator:
 
     def predict(self, model: Any, dataset: tf.data.Dataset, keep: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
         """`{"logits", *keep}` of every real example (`is_real_example` = 1), ordered by `example_index`;
-        a missing or repeated index is an error, so every example counts exactly once."""
-        @tf.function
-        def step(batch):
-            logits = model(batch, training=False)
-            return {"logits": logits, "is_real_example": batch["is_real_example"],
-                    "example_index": batch["example_index"], **{k: batch[k] for k in keep}}
-
+        a missing or repeated index is an error, so every example counts exactly once. A model that returns
+        a dict (the SQuAD head's beams) gives its keys instead of `logits`."""
+        step = self._step_fn(model, keep)
         parts: dict[str, list[np.ndarray]] = {}
         for batch in self.strategy.experimental_distribute_dataset(dataset):
             outputs = self.strategy.run(step, args=(batch,))
@@ -95,3 +92,16 @@ class CheckpointEvaluator:
         if not np.array_equal(merged["example_index"], np.arange(len(order))):
             raise AssertionError("evaluation lost or repeated examples (example_index is not 0..n-1)")
         return merged
+
+    def _step_fn(self, model: Any, keep: tuple[str, ...]) -> Callable:
+        """One traced step per (model, keep): evaluating the next checkpoint reuses the graph."""
+        key = (id(model), tuple(keep))
+        if key not in self._steps:
+            @tf.function
+            def step(batch):
+                out = model(batch, training=False)
+                out = dict(out) if isinstance(out, dict) else {"logits": out}
+                return {**out, "is_real_example": batch["is_real_example"],
+                        "example_index": batch["example_index"], **{k: batch[k] for k in keep}}
+            self._steps[key] = step
+        return self._steps[key]

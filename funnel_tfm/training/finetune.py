@@ -97,12 +97,13 @@ def cached_records(path: str, settings: dict[str, Any], overwrite: bool, write: 
     return write()
 
 
-def load_init_checkpoint(path: str) -> FunnelCheckpoint:
+def load_init_checkpoint(path: str, use_decoder: bool = False) -> FunnelCheckpoint:
     """What --init_checkpoint names: any checkpoint `convert` reads, or a pretraining --model_dir (its export,
-    else its latest training checkpoint, read through the pretraining task it was written by)."""
+    else its latest training checkpoint, read through the pretraining task it was written by). `use_decoder`:
+    build the decoder too (SQuAD and tagging read the full-length output); its weights come when present."""
     export_dir = os.path.join(path, "export")
     if os.path.isdir(export_dir):
-        return FunnelTFM.load_checkpoint(export_dir, use_decoder=False)
+        return FunnelTFM.load_checkpoint(export_dir, use_decoder=use_decoder)
     checkpoints = saved_checkpoints(path)
     objective = os.path.join(path, PRETRAIN_OBJECTIVE)
     if checkpoints and file_io.exists(objective):
@@ -115,12 +116,13 @@ def load_init_checkpoint(path: str) -> FunnelCheckpoint:
     if checkpoints and not file_io.exists(os.path.join(path, "funnel_config.json")):
         raise CheckpointError(f"{path}: training checkpoints, but neither an export nor {PRETRAIN_OBJECTIVE} (the "
                               f"settings of the pretraining run that wrote them)")
-    return FunnelTFM.load_checkpoint(path, use_decoder=False)
+    return FunnelTFM.load_checkpoint(path, use_decoder=use_decoder)
 
 
-def model_config_and_init(run: FinetuneRun, vocab_size: int) -> tuple[ModelConfig, FunnelCheckpoint | None]:
+def model_config_and_init(run: FinetuneRun, vocab_size: int,
+                          use_decoder: bool = False) -> tuple[ModelConfig, FunnelCheckpoint | None]:
     """The model's config (--model_config, else the init checkpoint's, else model_dir's) and the init checkpoint."""
-    init = load_init_checkpoint(run.init_checkpoint) if run.init_checkpoint else None
+    init = load_init_checkpoint(run.init_checkpoint, use_decoder) if run.init_checkpoint else None
     if run.model_config is not None:
         config = run.model_config
         if init is not None and init.config.to_dict() != config.to_dict():
@@ -205,7 +207,8 @@ def evaluate_checkpoints(run: Any, strategy: tf.distribute.Strategy, task: Task,
             continue
         evaluator.restore(prefix)
         outputs = evaluator.predict(task.model, dataset, keep=keep)
-        result = {"step": step, "path": prefix, "split": run.eval_split, "num_examples": len(outputs["logits"]),
+        result = {"step": step, "path": prefix, "split": run.eval_split,
+                  "num_examples": len(outputs["example_index"]),
                   **score(outputs)}
         log(f"eval {run.eval_split} step {step}: " + " | ".join(f"{k} {result[k]:.4f}" for k in reported))
         with tf.io.gfile.GFile(results_path, "a") as handle:
@@ -262,8 +265,15 @@ def best_checkpoint(model_dir: str) -> tuple[int, str]:
     return checkpoints[-1]
 
 
-def predict_logits(strategy: tf.distribute.Strategy, task: Task, prefix: str, dataset: tf.data.Dataset) -> np.ndarray:
-    """The logits of every real example of `dataset`, in order, with the weights of checkpoint `prefix`."""
+def predict_outputs(strategy: tf.distribute.Strategy, task: Task, prefix: str, dataset: tf.data.Dataset,
+                    keep: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """The model's outputs (and `keep` inputs) for every real example of `dataset`, in order, with the weights
+    of checkpoint `prefix`."""
     evaluator = CheckpointEvaluator(strategy, task.trackables())
     evaluator.restore(prefix)
-    return evaluator.predict(task.model, dataset)["logits"]
+    return evaluator.predict(task.model, dataset, keep=keep)
+
+
+def predict_logits(strategy: tf.distribute.Strategy, task: Task, prefix: str, dataset: tf.data.Dataset) -> np.ndarray:
+    """The logits of every real example of `dataset`, in order, with the weights of checkpoint `prefix`."""
+    return predict_outputs(strategy, task, prefix, dataset)["logits"]
