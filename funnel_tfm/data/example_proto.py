@@ -11,7 +11,14 @@ slow part of feature conversion.
 
 from __future__ import annotations
 
+import json
+import os
+from typing import Any, Iterable
+
+import numpy as np
 import tensorflow as tf
+
+from funnel_tfm import file_io
 
 
 def _encode(message_type: str, fields: dict[str, tf.Tensor]) -> tf.Tensor:
@@ -37,3 +44,23 @@ def serialize_examples(features: dict[str, tf.Tensor]) -> tf.Tensor:
         entries.append(_encode("tensorflow.Features.FeatureEntry", {"key": key[:, None], "value": feature[:, None]}))
     mapping = _encode("tensorflow.Features", {"feature": tf.stack(entries, axis=1)})
     return _encode("tensorflow.Example", {"features": mapping[:, None]})
+
+
+def write_records(path: str, batches: Iterable[dict[str, np.ndarray]], meta: dict[str, Any]) -> None:
+    """Writes every batch of `[B, n]` fields as `tf.train.Example`s to `path`, and `meta` as json beside it
+    (`*.meta.json`); the records appear under their name only when all are written (no half files).
+
+        write_records("out/train.tfrecord", ({"input_ids": ids} for ids in chunks), {"num_examples": 10})
+    """
+    file_io.makedirs(os.path.dirname(path) or ".")
+    temporary = file_io.temporary_sibling(path)
+    try:
+        with tf.io.TFRecordWriter(temporary) as writer:
+            for arrays in batches:
+                for record in serialize_examples(arrays).numpy():
+                    writer.write(record)
+        file_io.atomic_write_text(path.replace("tfrecord", "meta.json"), json.dumps(meta, indent=4) + "\n")
+        file_io.rename(temporary, path)
+    finally:
+        if file_io.exists(temporary):
+            file_io.remove(temporary)

@@ -25,7 +25,7 @@ import tensorflow as tf
 from funnel_tfm import file_io
 from funnel_tfm.data import data_utils
 from funnel_tfm.data.classifier_records import numbered_eval_dataset, shuffled_input_fn
-from funnel_tfm.data.example_proto import serialize_examples
+from funnel_tfm.data.example_proto import write_records
 from funnel_tfm.data.tokenization import Tokenizer
 
 LEVELS = ("middle", "high")
@@ -133,29 +133,18 @@ def write_race_records(examples: Sequence[RaceExample], tokenizer: Tokenizer, pa
                        max_qa_length: int, settings: dict[str, Any],
                        log: Callable[[str], None] = print) -> dict[str, Any]:
     """Writes the records of `examples` to `path` and the meta json beside it, atomically; returns the meta."""
-    file_io.makedirs(os.path.dirname(path) or ".")
-    temporary = file_io.temporary_sibling(path)
-    try:
-        with tf.io.TFRecordWriter(temporary) as writer:
-            for chunk, packed in _packed_batches(examples, tokenizer, max_seq_length, max_qa_length):
-                count = len(chunk)
-                records = serialize_examples({
-                    "input_ids": packed["token_ids"].reshape(count, -1),
-                    "input_mask": 1.0 - packed["padding_mask"].reshape(count, -1).astype(np.float32),
-                    "segment_ids": packed["segment_ids"].reshape(count, -1),
-                    "label_ids": np.array([[e.label or 0] for e in chunk], np.int64),
-                    "is_real_example": np.ones((count, 1), np.int64),
-                    "is_high_example": np.array([[int(e.level == "high")] for e in chunk], np.int64),
-                })
-                for record in records.numpy():
-                    writer.write(record)
-        meta = {"num_real_examples": len(examples), "num_examples": len(examples), "settings": settings}
-        file_io.atomic_write_text(path.replace("tfrecord", "meta.json"), json.dumps(meta, indent=4) + "\n")
-        file_io.rename(temporary, path)
-    except BaseException:
-        if file_io.exists(temporary):
-            file_io.remove(temporary)
-        raise
+    def batches():
+        for chunk, packed in _packed_batches(examples, tokenizer, max_seq_length, max_qa_length):
+            count = len(chunk)
+            yield {"input_ids": packed["token_ids"].reshape(count, -1),
+                   "input_mask": 1.0 - packed["padding_mask"].reshape(count, -1).astype(np.float32),
+                   "segment_ids": packed["segment_ids"].reshape(count, -1),
+                   "label_ids": np.array([[e.label or 0] for e in chunk], np.int64),
+                   "is_real_example": np.ones((count, 1), np.int64),
+                   "is_high_example": np.array([[int(e.level == "high")] for e in chunk], np.int64)}
+
+    meta = {"num_real_examples": len(examples), "num_examples": len(examples), "settings": settings}
+    write_records(path, batches(), meta)
     log(f"wrote {len(examples):,} questions to {path}")
     return meta
 

@@ -87,7 +87,7 @@ def _reported_metrics(spec: classifier_data.TaskSpec) -> tuple[str, ...]:
 
 
 def _score_fn(spec: classifier_data.TaskSpec, task: ClassificationTask) -> Callable[[dict], dict[str, float]]:
-    def score(outputs: dict[str, np.ndarray]) -> dict[str, float]:
+    def score(outputs: dict[str, np.ndarray], step: int) -> dict[str, float]:
         logits, labels = outputs["logits"], outputs["label"]
         predictions = logits[:, 0] if spec.is_regression else np.argmax(logits, -1)
         scores = glue_scores(_reported_metrics(spec), predictions, labels)

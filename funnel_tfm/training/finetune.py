@@ -7,7 +7,7 @@
 
 `run` is a job's settings object (`ClassifierRun`, `RaceRun`, ...): they share the original's flag names
 (`train_batch_size`, `train_steps`, `model_dir`, `eval_split`, `eval_all_ckpt`, `retain_best`, ...). A job
-supplies only what is its own: the input streams and `score(outputs) -> {"loss", metrics..., "main"}`.
+supplies only what is its own: the input streams and `score(outputs, step) -> {"loss", metrics..., "main"}`.
 """
 
 from __future__ import annotations
@@ -182,12 +182,12 @@ def train_task(run: Any, strategy: tf.distribute.Strategy, task: Task, init: Any
 
 
 def evaluate_checkpoints(run: Any, strategy: tf.distribute.Strategy, task: Task, dataset: tf.data.Dataset,
-                         score: Callable[[dict[str, np.ndarray]], dict[str, float]], reported: tuple[str, ...],
+                         score: Callable[[dict[str, np.ndarray], int], dict[str, Any]], reported: tuple[str, ...],
                          log: Callable[[str], None], keep: tuple[str, ...] = ("label",),
                          main_name: str = "accuracy") -> dict[str, Any] | None:
     """Every checkpoint of `run.model_dir` in step order (waiting for new ones until `done`), or only the latest
     without `run.eval_all_ckpt`; results to `eval/<split>/results.jsonl`, TensorBoard `eval/*` and
-    `best_result.json`. `score(outputs)` gives the metrics and `main` (the `main_name` metric the best
+    `best_result.json`. `score(outputs, step)` gives the metrics and `main` (the `main_name` metric the best
     checkpoint is chosen by); returns the best result."""
     evaluator = CheckpointEvaluator(strategy, task.trackables())
     eval_dir = os.path.join(run.model_dir, "eval", run.eval_split)
@@ -209,7 +209,7 @@ def evaluate_checkpoints(run: Any, strategy: tf.distribute.Strategy, task: Task,
         outputs = evaluator.predict(task.model, dataset, keep=keep)
         result = {"step": step, "path": prefix, "split": run.eval_split,
                   "num_examples": len(outputs["example_index"]),
-                  **score(outputs)}
+                  **score(outputs, step)}
         log(f"eval {run.eval_split} step {step}: " + " | ".join(f"{k} {result[k]:.4f}" for k in reported))
         with tf.io.gfile.GFile(results_path, "a") as handle:
             handle.write(json.dumps(result) + "\n")

@@ -57,7 +57,7 @@ def prepare_race_records(run: RaceRun, tokenizer: Tokenizer, split: str,
 
 
 def _score_fn(task: MultipleChoiceTask) -> Callable[[dict], dict[str, float]]:
-    def score(outputs: dict[str, np.ndarray]) -> dict[str, float]:
+    def score(outputs: dict[str, np.ndarray], step: int) -> dict[str, float]:
         logits, labels, high = outputs["logits"], outputs["label"], outputs["is_high_example"] == 1
         predictions = np.argmax(logits, -1)
         overall = accuracy(predictions, labels)
