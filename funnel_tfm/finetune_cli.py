@@ -54,15 +54,17 @@ def run_from_flags(run_cls: type, flag_values: flags.FlagValues, settings: dict[
     return run_cls(model_config=config_flags.config_from_flags(model_config), **values, **extra)
 
 
-def run_job(prog: str, flag_values: flags.FlagValues, job: Callable[[], Any]) -> None:
-    """Runs `job()`; known failures become one error line. `--overwrite` with `--do_eval` first clears results."""
+def run_job(prog: str, flag_values: flags.FlagValues, job: Callable[[], Any],
+            evaluation_flags: tuple[str, ...] = ("do_eval",)) -> None:
+    """Runs `job()`; known failures become one error line. `--overwrite` with one of `evaluation_flags` (the
+    phases that evaluate checkpoints) first clears earlier results."""
     from absl import logging
     logging.set_verbosity(logging.WARNING)  # TensorFlow's per-save INFO lines would drown the progress lines
     import tensorflow as tf
     from funnel_tfm.config import ConfigError
     from funnel_tfm.errors import CheckpointError
     from funnel_tfm.data.tokenization import TokenizerError
-    if flag_values["overwrite"].value and flag_values["do_eval"].value:
+    if flag_values["overwrite"].value and any(flag_values[name].value for name in evaluation_flags):
         model_dir = flag_values["eval_model_dir"].value or flag_values["model_dir"].value
         shutil.rmtree(os.path.join(model_dir, "eval"), ignore_errors=True)
     try:

@@ -73,7 +73,7 @@ def _job() -> None:
 
 def main(argv: list[str]) -> None:
     del argv
-    finetune_cli.run_job("squad", FLAGS, _job)
+    finetune_cli.run_job("squad", FLAGS, _job, evaluation_flags=("do_eval", "do_predict"))
 
 
 if __name__ == "__main__":

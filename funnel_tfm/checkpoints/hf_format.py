@@ -92,18 +92,23 @@ _DISCRIMINATOR_PARTS = {
     "discriminator_predictions.dense_prediction.weight": ("model/binary_loss/weight", "row"),
     "discriminator_predictions.dense_prediction.bias": ("model/binary_loss/bias", "same"),
 }
+_TOKEN_CLASSIFIER_PARTS = {  # FunnelForTokenClassification: dropout + Linear on FunnelModel's (decoder) output
+    "classifier.weight": ("model/tagger/logit/kernel", "transpose"),
+    "classifier.bias": ("model/tagger/logit/bias", "same"),
+}
 
 # Keys of transformers heads that have no counterpart here, and why.
 _FOREIGN_HEADS = {
     "lm_head.": "transformers' MLM head is a plain tied Linear, not the original LM head (lm_proj + LayerNorm)",
     "qa_outputs.": "transformers' span head (one Linear for start and end) is not the original SQuAD head",
-    "classifier.weight": "token classification head: not in this project",
-    "classifier.bias": "token classification head: not in this project",
 }
 
 BASE_MODEL, FULL_MODEL = "FunnelBaseModel", "FunnelModel"
-PRETRAINING, SEQUENCE_CLASSIFICATION, MULTIPLE_CHOICE = (
-    "FunnelForPreTraining", "FunnelForSequenceClassification", "FunnelForMultipleChoice")
+PRETRAINING, SEQUENCE_CLASSIFICATION, MULTIPLE_CHOICE, TOKEN_CLASSIFICATION = (
+    "FunnelForPreTraining", "FunnelForSequenceClassification", "FunnelForMultipleChoice",
+    "FunnelForTokenClassification")
+_TASK_CLASSES = (PRETRAINING, SEQUENCE_CLASSIFICATION, MULTIPLE_CHOICE, TOKEN_CLASSIFICATION)
+_HEAD_KIND = {SEQUENCE_CLASSIFICATION: "classification", TOKEN_CLASSIFICATION: "token_classification"}
 
 
 def backbone_rules(config: ModelConfig, with_decoder: bool) -> dict[str, Rule]:
@@ -126,6 +131,8 @@ def head_rules(architecture: str, scope: str | None = None) -> dict[str, Rule]:
     """The head keys of one transformers task class (without the `funnel.` backbone prefix)."""
     if architecture == PRETRAINING:
         return {key: _rule(name, kind) for key, (name, kind) in _DISCRIMINATOR_PARTS.items()}
+    if architecture == TOKEN_CLASSIFICATION:
+        return {key: _rule(name, kind) for key, (name, kind) in _TOKEN_CLASSIFIER_PARTS.items()}
     if architecture in (SEQUENCE_CLASSIFICATION, MULTIPLE_CHOICE):
         out = f"model/{scope}/logit" if architecture == SEQUENCE_CLASSIFICATION else "model/race/logits"
         rules = {key: _rule(name, kind) for key, (name, kind) in _SUMMARY_PARTS.items()}
@@ -226,12 +233,14 @@ def _classification_scope(raw_config: dict) -> str:
 
 def _detect_architecture(raw_config: dict, state_hf: dict, task_model: bool, with_decoder: bool) -> str:
     declared = [a for a in raw_config.get("architectures") or [] if a.startswith("Funnel")]
-    if declared and declared[0] in (PRETRAINING, SEQUENCE_CLASSIFICATION, MULTIPLE_CHOICE):
+    if declared and declared[0] in _TASK_CLASSES:
         return declared[0]
     if "discriminator_predictions.dense.weight" in state_hf:
         return PRETRAINING
     if "classifier.linear_out.weight" in state_hf:
         return SEQUENCE_CLASSIFICATION
+    if "classifier.weight" in state_hf and with_decoder:
+        return TOKEN_CLASSIFICATION
     if declared:
         return declared[0]
     return FULL_MODEL if with_decoder else BASE_MODEL
@@ -241,14 +250,17 @@ def _detect_architecture(raw_config: dict, state_hf: dict, task_model: bool, wit
 def choose_architecture(heads: list[tuple[str, str, int]], use_decoder: bool) -> tuple[str, str | None]:
     """(transformers class, classification scope) for a model with these heads; one head per HF class.
 
-    heads: (kind, scope, n_class). Preference: classification, multiple choice, ELECTRA discriminator (needs
-    the decoder, as FunnelForPreTraining is built on FunnelModel), else the plain backbone.
+    heads: (kind, scope, n_class). Preference: classification, multiple choice, token classification and the
+    ELECTRA discriminator (both need the decoder: their transformers classes are built on FunnelModel), else the
+    plain backbone.
     """
     kinds = {kind: (scope, n) for kind, scope, n in heads}
     if "classification" in kinds:
         return SEQUENCE_CLASSIFICATION, kinds["classification"][0]
     if "multiple_choice" in kinds:
         return MULTIPLE_CHOICE, None
+    if "token_classification" in kinds and use_decoder:
+        return TOKEN_CLASSIFICATION, None
     if "discriminator" in kinds and use_decoder:
         return PRETRAINING, None
     return (FULL_MODEL if use_decoder else BASE_MODEL), None
@@ -257,10 +269,11 @@ def choose_architecture(heads: list[tuple[str, str, int]], use_decoder: bool) ->
 def hf_config_dict(config: ModelConfig, architecture: str, scope: str | None, n_class: int | None) -> dict:
     values = config.to_hf_dict()
     values["architectures"] = [architecture]
-    if architecture == SEQUENCE_CLASSIFICATION:
-        values["finetuning_task"] = scope
+    if architecture in _HEAD_KIND:
         values["id2label"] = {str(i): f"LABEL_{i}" for i in range(n_class)}
         values["label2id"] = {f"LABEL_{i}": i for i in range(n_class)}
+    if architecture == SEQUENCE_CLASSIFICATION:
+        values["finetuning_task"] = scope
         values["problem_type"] = "regression" if n_class == 1 else "single_label_classification"
     return values
 
@@ -274,8 +287,8 @@ def write_hf(directory: str, config: ModelConfig, state: dict[str, np.ndarray],
     """
     from safetensors.numpy import save_file
     architecture, scope = choose_architecture(heads, use_decoder)
-    n_class = next((n for kind, s, n in heads if kind == "classification" and s == scope), None)
-    with_decoder = architecture in (FULL_MODEL, PRETRAINING)
+    n_class = next((n for kind, s, n in heads if kind == _HEAD_KIND.get(architecture) and scope in (None, s)), None)
+    with_decoder = architecture in (FULL_MODEL, PRETRAINING, TOKEN_CLASSIFICATION)
     rules = backbone_rules(config, with_decoder)
     task = architecture not in (FULL_MODEL, BASE_MODEL)
     if task:

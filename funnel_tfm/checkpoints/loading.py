@@ -32,6 +32,7 @@ from funnel_tfm.checkpoints.assign import assign_by_name
 from funnel_tfm.config import ConfigError, ModelConfig
 from funnel_tfm.errors import CheckpointError
 from funnel_tfm.layers import head_factories
+from funnel_tfm.layers.heads import TokenClassificationHead
 
 __all__ = ["CheckpointError", "FunnelCheckpoint", "LoadReport", "build_checkpoint", "export", "load_checkpoint",
            "save_pretrained"]
@@ -122,6 +123,10 @@ def _detect_heads(config: ModelConfig, names: dict[str, np.ndarray], model) -> t
                                                    dtype=policy)
     if "race" in scopes and "race/logits/kernel" in names:
         heads["race"] = head_factories.multiple_choice_head(config, dtype=policy)
+    tagger = TokenClassificationHead.SCOPE
+    tagger_kernel = names.get(f"{tagger}/logit/kernel")
+    if tagger in scopes and tagger_kernel is not None and tagger_kernel.ndim == 2:  # reserved: tokens, not sequences
+        heads[tagger] = head_factories.token_classification_head(config, n_class=tagger_kernel.shape[1], dtype=policy)
     for scope in sorted(scopes):
         kernel = names.get(f"{scope}/logit/kernel")
         if kernel is not None and kernel.ndim == 2 and scope not in heads:

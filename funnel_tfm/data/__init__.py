@@ -4,5 +4,5 @@ No model code. `data_utils` (ids, file names), `tokenization`, `preprocessing` (
 `[CLS] A [SEP] B [SEP]`), `pretrain_records` (raw text -> records), `input_func_builder` (tf.data + masking),
 `classifier_data` (GLUE, text-classification and custom readers), `classifier_records` (finetuning records and
 pipelines), `example_proto` (in-graph Example serializer), `race_data` (RACE), `conll` (CoNLL files, sub-token
-alignment), `data_fetch` (real data by exact version).
+alignment), `tagging_records` (the tagger's records and pipelines), `data_fetch` (real data by exact version).
 """

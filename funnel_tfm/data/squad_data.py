@@ -222,17 +222,18 @@ def build_features(squad: SquadFile, contexts: Sequence[ContextTokens | None], t
     """The windows of every question of `squad` (training: labelled), `contexts` its tokenized paragraphs
     (`tokenize_contexts`), and counts for the summary: features, answers that no window holds whole (split
     across windows, or beyond every window when the paragraph is cut)."""
-    max_tokens = max_seq_length - max_query_length - 3
-    if max_tokens < 1:
-        raise ValueError(f"--max_seq_length={max_seq_length} leaves no room for a paragraph after "
-                         f"--max_query_length={max_query_length} and three special tokens")
     queries = tokenizer.encode_batch([e.question for e in squad.examples])
     features: list[SquadFeature] = []
     counts = {"features": 0, "answers_outside_windows": 0, "answers_split_across_windows": 0}
     for index, example in enumerate(squad.examples):
         query = queries[index][:max_query_length]
         tokens = contexts[example.context_index]
-        windows = doc_windows(len(tokens.ids), max_seq_length - len(query) - 3, doc_stride)
+        room = max_seq_length - len(query) - 3
+        if room < 1:
+            raise ValueError(f"--max_seq_length={max_seq_length} leaves no room for a paragraph after question "
+                             f"{example.qas_id}'s {len(query)} tokens and three special ones (lower "
+                             f"--max_query_length={max_query_length})")
+        windows = doc_windows(len(tokens.ids), room, doc_stride)
         span = None
         if is_training and not example.is_impossible:
             span = answer_token_span(tokens, example.answer_start, example.answer_start + len(example.answer_text))

@@ -4,6 +4,7 @@
     binary = discriminator_head(config, name="binary")
     mnli = classification_head(config, n_class=3, scope="mnli")
     race = multiple_choice_head(config)
+    tagger = token_classification_head(config, n_class=9)
     squad = squad_head(config, conditional_end=True, use_answer_class=True)
 """
 
@@ -13,7 +14,8 @@ from typing import Any
 
 from funnel_tfm.config import ModelConfig
 from funnel_tfm.layers.core import config_initializer
-from funnel_tfm.layers.heads import ClassificationHead, DiscriminatorHead, LMHead, MultipleChoiceHead, SquadHead
+from funnel_tfm.layers.heads import (ClassificationHead, DiscriminatorHead, LMHead, MultipleChoiceHead, SquadHead,
+                                    TokenClassificationHead)
 
 
 def lm_head(config: ModelConfig, embedding: Any, **kwargs) -> LMHead:
@@ -33,6 +35,11 @@ def classification_head(config: ModelConfig, n_class: int, scope: str = "cls", *
 
 def multiple_choice_head(config: ModelConfig, scope: str = "race", **kwargs) -> MultipleChoiceHead:
     return MultipleChoiceHead(config.d_model, config.dropout, config_initializer(config), scope=scope, **kwargs)
+
+
+def token_classification_head(config: ModelConfig, n_class: int, **kwargs) -> TokenClassificationHead:
+    """The tagger's head (scope `tagger`), on the decoder's full-length output."""
+    return TokenClassificationHead(config.d_model, n_class, config.dropout, config_initializer(config), **kwargs)
 
 
 def squad_head(config: ModelConfig, **kwargs) -> SquadHead:

@@ -7,6 +7,7 @@ Each head takes explicit widths and rates; `funnel_tfm.layers.head_factories` bu
     rtd_logits = DiscriminatorHead(d_model=768, initializer=init)(out["decoder_output"])          # [B, L]
     cls_logits = ClassificationHead(768, n_class=3, dropout=0.1, initializer=init, scope="mnli")(pooled)
     race_logits = MultipleChoiceHead(768, dropout=0.1, initializer=init)(pooled, num_choices=4)  # [B, 4]
+    tag_logits = TokenClassificationHead(768, n_class=9, dropout=0.1, initializer=init)(out["decoder_output"])
     squad = SquadHead(768, layer_norm_eps=1e-8, dropout=0.1, initializer=init)(hidden, p_mask, cls_index)
 
 Every head exposes `weight_names()` relative to the `model/` scope and `scope_names()`, the top-level scopes
@@ -142,6 +143,38 @@ class MultipleChoiceHead(WeightNamesMixin, keras.layers.Layer):
 
     def weight_names(self) -> dict[str, Any]:
         return {f"{self.scope}/logits/{k}": v for k, v in self.logits.weight_names().items()}
+
+    def scope_names(self) -> tuple[str, ...]:
+        return (self.scope,)
+
+
+class TokenClassificationHead(WeightNamesMixin, keras.layers.Layer):
+    """Tagging (NER, chunking) on the full-length output: dropout, dense -> float32 logits [B, L, n_class].
+
+        logits = TokenClassificationHead(768, n_class=9, dropout=0.1, initializer=init)(out["decoder_output"])
+
+    Weights `tagger/logit/kernel` [D, n_class] and `tagger/logit/bias`, named like the classification head's
+    `<scope>/logit`. The weights alone cannot say whether they score tokens or sequences, so the scope is fixed
+    and reserved: a checkpoint reader takes `tagger/logit` for this head, any other `<scope>/logit` for a
+    classification head.
+    """
+
+    kind = "token_classification"
+    SCOPE = "tagger"
+
+    def __init__(self, d_model: int, n_class: int, dropout: float, initializer: Any, **kwargs) -> None:
+        super().__init__(name=kwargs.pop("name", self.SCOPE), **kwargs)
+        self.scope, self.n_class = self.SCOPE, n_class
+        self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.logit = EinsumDense((d_model,), (n_class,), initializer, name="logit", dtype=self.dtype_policy)
+        self.built = True
+
+    def call(self, hidden, training: bool = False):
+        """`hidden` [B, L, D] -> float32 logits [B, L, n_class]."""
+        return ops.cast(self.logit(self.dropout(hidden, training=training)), "float32")
+
+    def weight_names(self) -> dict[str, Any]:
+        return {f"{self.scope}/logit/{k}": v for k, v in self.logit.weight_names().items()}
 
     def scope_names(self) -> tuple[str, ...]:
         return (self.scope,)

@@ -1,6 +1,6 @@
 """Training objectives, one module each: `masked_lm` (MLM), `electra`, `classification` (with `glue_metrics`),
-`multiple_choice` (RACE), `squad` (with `squad_metrics`, `squad_postprocess`) and `tagging_metrics`;
-each a Keras task model + a `Task`.
+`multiple_choice` (RACE), `squad` (with `squad_metrics`, `squad_postprocess`) and `tagging` (token
+classification, with `tagging_metrics`); each a Keras task model + a `Task`.
 
     task = build_pretraining_task(config, "electra", width_shrink=0.25, disc_coeff=50.0, dtype="mixed_bfloat16")
 

@@ -376,11 +376,20 @@ def test_pytorch_model_bin_and_missing_torch(tmp_path, rng, monkeypatch):
 
 def test_foreign_transformers_heads_are_reported_not_loaded(tmp_path):
     config = tiny_config(block_size="2_2")
+    make_hf(config, transformers.FunnelForQuestionAnswering).save_pretrained(tmp_path / "qa")
+    ckpt = load_checkpoint(str(tmp_path / "qa"))
+    assert not ckpt.heads and ckpt.model.use_decoder
+    why = "transformers' span head (one Linear for start and end) is not the original SQuAD head"
+    assert ckpt.report.skipped == {"qa_outputs.weight": why, "qa_outputs.bias": why}
+
+
+def test_transformers_token_classification_brings_the_tagger_head(tmp_path):
+    """FunnelForTokenClassification's `classifier` is the tagger's head (tests/test_tagger.py compares logits)."""
+    config = tiny_config(block_size="2_2")
     make_hf(config, transformers.FunnelForTokenClassification, num_labels=5).save_pretrained(tmp_path / "tok")
     ckpt = load_checkpoint(str(tmp_path / "tok"))
-    assert not ckpt.heads and ckpt.model.use_decoder
-    assert ckpt.report.skipped == {"classifier.weight": "token classification head: not in this project",
-                                   "classifier.bias": "token classification head: not in this project"}
+    assert list(ckpt.heads) == ["tagger"] and ckpt.heads["tagger"].n_class == 5 and ckpt.model.use_decoder
+    assert not ckpt.report.skipped and all(n.startswith("model/sequnece_summary/") for n in ckpt.report.missing)
 
 
 def test_original_pytorch_release(tmp_path, rng):
