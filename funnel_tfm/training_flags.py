@@ -91,6 +91,9 @@ def define_finetune_flags(max_seq_length: int, eval_batch_size: int,
     flags.DEFINE_float("eval_poll_secs", 60.0, "While training has not finished, look for new checkpoints this "
                                                "often.", **define)
     flags.DEFINE_integer("eval_batch_size", eval_batch_size, "Evaluation batch size.", **define)
+    flags.DEFINE_integer("gradient_accumulation_steps", 1, "Split each step's batch into this many micro-batches "
+                                                           "(same update, the memory of one micro-batch).",
+                         lower_bound=1, **define)
     flags.DEFINE_float("num_train_epochs", None, "Train this many epochs (overrides --train_steps).", **define)
     flags.DEFINE_float("warmup_proportion", None, "Warmup as a fraction of the training steps (overrides "
                                                   "--warmup_steps).", **define)

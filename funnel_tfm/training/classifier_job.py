@@ -29,6 +29,7 @@ from funnel_tfm import file_io
 from funnel_tfm.data import classifier_data
 from funnel_tfm.data.classifier_records import eval_dataset, record_path, train_input_fn, write_features
 from funnel_tfm.data.preprocessing import Preprocessor
+from funnel_tfm.layers.heads import TokenClassificationHead
 from funnel_tfm.tasks.classification import ClassificationTask
 from funnel_tfm.tasks.glue_metrics import glue_scores, main_score
 from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, best_checkpoint, cached_records,
@@ -36,6 +37,9 @@ from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, best_checkpoi
                                          shuffled_for_training, train_task)
 from funnel_tfm.training.loop import configure_devices
 from funnel_tfm.training.strategy import is_chief, make_strategy
+
+
+RESERVED_SCOPES = (TokenClassificationHead.SCOPE, "start_logits", "end_logits", "answer_class")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -76,7 +80,11 @@ def prepare_records(run: ClassifierRun, task: classifier_data.TaskData, preproce
 
 # ------------------------------------------------------------------------------------------- model
 def _head_scope(run: ClassifierRun, spec: classifier_data.TaskSpec) -> str:
-    return run.cls_scope or spec.name  # the original's default: the lower-cased task name
+    scope = run.cls_scope or spec.name  # the original's default: the lower-cased task name
+    if scope in RESERVED_SCOPES:
+        raise ValueError(f"--cls_scope={scope!r} is reserved for another head (a checkpoint's {scope}/ weights are "
+                         f"read back as that head); choose another name")
+    return scope
 
 
 # ------------------------------------------------------------------------------------------- phases

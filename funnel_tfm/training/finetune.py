@@ -67,6 +67,7 @@ class FinetuneRun(TrainingSettings):
     train_steps: int = 40000
     num_train_epochs: float | None = None     # overrides train_steps when given
     train_batch_size: int = 128
+    gradient_accumulation_steps: int = 1      # micro-batches per step: the batch of a TPU on a 16 GB GPU
     eval_batch_size: int = 8
     warmup_proportion: float | None = None    # overrides warmup_steps when given
     save_steps: int | None = None             # None / 0: only at the end
@@ -153,7 +154,8 @@ def train_task(run: Any, strategy: tf.distribute.Strategy, task: Task, init: Any
         raise ValueError(f"--train_batch_size={run.train_batch_size} is not divisible by the {replicas} replicas")
     with strategy.scope():
         optimizer = build_optimizer(task, run)
-        trainer = Trainer(strategy, task, optimizer, run.train_batch_size, seed=run.seed, jit_compile=run.jit_compile)
+        trainer = Trainer(strategy, task, optimizer, run.train_batch_size, seed=run.seed, jit_compile=run.jit_compile,
+                          accumulation_steps=run.gradient_accumulation_steps)
     saver = TrainingCheckpoints(trainer, run.model_dir, max_to_keep=run.max_save or None)
     restored = saver.restore_latest()
     if restored:
@@ -164,7 +166,8 @@ def train_task(run: Any, strategy: tf.distribute.Strategy, task: Task, init: Any
         log("no --init_checkpoint: training from random initialisation")
     n_params = sum(int(v.shape.num_elements()) for v in optimizer.variables_)
     log(f"{task.model.scope} finetuning: {n_params:,} trainable parameters, {num_examples:,} examples, "
-        f"{replicas} replica(s) on {run.strategy}, batch {run.train_batch_size} x {run.max_seq_length}, "
+        f"{replicas} replica(s) on {run.strategy}, batch {run.train_batch_size} x {run.max_seq_length}"
+        f"{f' in {run.gradient_accumulation_steps} micro-batches' if run.gradient_accumulation_steps > 1 else ''}, "
         f"{run.train_steps} steps, {run.precision}{', XLA' if run.jit_compile else ''}")
 
     def progress(step: int, means: dict) -> str:

@@ -31,12 +31,19 @@ class Trainer:
 
     def __init__(self, strategy: tf.distribute.Strategy, task: Task, optimizer: AdamW,
                  global_batch_size: int, seed: int = 0, jit_compile: bool = True,
-                 gradient_hook: Callable[[list[tf.Tensor], tf.Tensor], list[tf.Tensor]] | None = None) -> None:
+                 gradient_hook: Callable[[list[tf.Tensor], tf.Tensor], list[tf.Tensor]] | None = None,
+                 accumulation_steps: int = 1) -> None:
         """Create under `strategy.scope()`. `gradient_hook(grads, step)` may rewrite this replica's gradients
-        before the all-reduce (fault injection in tests, e.g. a NaN at one step)."""
+        before the all-reduce (fault injection in tests, e.g. a NaN at one step). `accumulation_steps` > 1
+        splits each replica's batch into that many micro-batches, one forward and backward pass each, and
+        applies their summed gradients once: the update of the whole batch, in the memory of one micro-batch."""
         if global_batch_size % strategy.num_replicas_in_sync:
             raise ValueError(f"global batch {global_batch_size} is not divisible by the "
                              f"{strategy.num_replicas_in_sync} replicas")
+        if (global_batch_size // strategy.num_replicas_in_sync) % accumulation_steps:
+            raise ValueError(f"the per-replica batch {global_batch_size // strategy.num_replicas_in_sync} is not "
+                             f"divisible into {accumulation_steps} accumulation steps")
+        self.accumulation_steps = accumulation_steps
         self.strategy, self.task, self.optimizer = strategy, task, optimizer
         self.global_batch_size, self.seed = global_batch_size, seed
         self.variables = list(optimizer.variables_)
@@ -61,6 +68,29 @@ class Trainer:
             scaled = loss * loss_scale.scale if loss_scale is not None else loss
         return tape.gradient(scaled, self.variables), sums
 
+    def _accumulated_gradients(self, batch, extras, local_batch: int):
+        """The gradients and metric sums of this replica's batch, computed `accumulation_steps` micro-batches at a
+        time. The loss of each is its sum over the global batch's count (`Task.loss`), so the gradients add up to
+        the batch's exactly."""
+        if self.accumulation_steps == 1:
+            return self._gradients(batch, extras)
+        size = local_batch // self.accumulation_steps
+        grads, sums = None, None
+        for index in range(self.accumulation_steps):
+            part = slice(index * size, (index + 1) * size)
+            micro = {key: value[part] for key, value in batch.items()}
+            micro_extras = {key: value[part] if value.shape.rank and value.shape[0] == local_batch else value
+                            for key, value in extras.items()}
+            part_grads, part_sums = self._gradients(micro, micro_extras)
+            # Dense sums: an embedding's gradient comes as IndexedSlices, which do not add up in place.
+            part_grads = [None if g is None else tf.convert_to_tensor(g) for g in part_grads]
+            if grads is None:
+                grads, sums = part_grads, dict(part_sums)
+            else:
+                grads = [g if p is None else p if g is None else g + p for g, p in zip(grads, part_grads)]
+                sums = {k: (sums[k][0] + n, sums[k][1] + d) for k, (n, d) in part_sums.items()}
+        return grads, sums
+
     def _replica_step(self, batch: dict[str, tf.Tensor], step: tf.Tensor):
         context = tf.distribute.get_replica_context()
         local_batch = self.global_batch_size // context.num_replicas_in_sync
@@ -69,7 +99,7 @@ class Trainer:
         # Outside the compiled function: what the task needs from the replica context (seeds, all-reduces).
         extras = self.task.step_inputs(batch, step, self.seed, context.replica_id_in_sync_group,
                                        context.num_replicas_in_sync, local_batch)
-        grads, sums = self._gradients(batch, extras)
+        grads, sums = self._accumulated_gradients(batch, extras, local_batch)
         if self.gradient_hook is not None:
             grads = self.gradient_hook(grads, step)
         stats = self.optimizer.apply_gradients(grads)
