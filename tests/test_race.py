@@ -60,7 +60,7 @@ def test_bad_files_name_file_and_question(tmp_path):
         read_race(str(tmp_path), "train")
 
 
-def synthetic_race(root: str, seed: int = 0) -> dict[str, int]:
+def synthetic_race(root: str, seed: int = 0, limit: int = 2400) -> dict[str, int]:
     """SYNTHETIC questions on REAL text: each article is one Rotten Tomatoes sentence (VADER's snippets) and the
     question asks whether the reviewer liked the film; the answer follows the human score, the two other options
     are never right. Articles of more than 20 words are 'high', the rest 'middle'."""
@@ -68,7 +68,8 @@ def synthetic_race(root: str, seed: int = 0) -> dict[str, int]:
     reviews = [(t, s) for t, s in data_fetch.movie_review_snippets() if abs(s) > 1.0]
     order = rng.permutation(len(reviews))
     counts = {}
-    for split, chunk in (("train", order[:2400]), ("dev", order[2400:2700])):
+    dev = min(300, max(1, limit // 8))
+    for split, chunk in (("train", order[:limit]), ("dev", order[limit:limit + dev])):
         for level in ("middle", "high"):
             records = [reviews[i] for i in chunk if (len(reviews[i][0].split()) > 20) == (level == "high")]
             questions, options, answers = [], [], []
