@@ -293,3 +293,14 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(tmp_path, vocab, sample
     assert result.returncode == 1 and one_error_line(result.stderr).startswith("tagger: error: "), result.stderr
     assert "dev.txt:3: unknown tag 'B-XYZ'; expected one of O, B-" in result.stderr
     assert not os.path.exists(tmp_path / "proc") and not os.path.exists(tmp_path / "exp")  # failed before training
+
+
+def test_conll2003_file_names_are_found(tmp_path, sample_blocks):
+    from funnel_tfm.data.tagging_records import read_split
+    (tmp_path / "eng.train").write_text("-DOCSTART- -X- -X- O\n\n" + sample_blocks[0] + "\n", encoding="utf-8")
+    (tmp_path / "eng.testa").write_text(sample_blocks[1] + "\n", encoding="utf-8")
+    assert len(read_split(str(tmp_path), "train")) == len(read_split(str(tmp_path), "dev")) == 1
+    (tmp_path / "dev.txt").write_text(sample_blocks[2] + "\n\n" + sample_blocks[3] + "\n", encoding="utf-8")
+    assert len(read_split(str(tmp_path), "dev")) == 2  # {split}.txt first
+    with pytest.raises(FileNotFoundError, match=r"test.txt: no such file .*eng.testb"):
+        read_split(str(tmp_path), "test")

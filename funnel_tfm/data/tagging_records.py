@@ -44,9 +44,21 @@ ENCODE_BATCH = 4096   # distinct words tokenized per call
 WRITE_BATCH = 512     # records serialized per call
 
 
+# CoNLL-2003's own names (eng.train, eng.testa = dev, eng.testb = test; deu.* for German), used when
+# `{split}.txt` is absent.
+CONLL2003_NAMES = {"train": ("eng.train", "deu.train"), "dev": ("eng.testa", "deu.testa"),
+                   "test": ("eng.testb", "deu.testb")}
+
+
 def split_path(data_dir: str, split: str) -> str:
-    """The CoNLL file of `split`: `{data_dir}/{split}.txt`."""
-    return os.path.join(data_dir, f"{split}.txt")
+    """The CoNLL file of `split`: `{data_dir}/{split}.txt`, else CoNLL-2003's name for it (`eng.testa` for
+    dev ...), else the `{split}.txt` path (for the error message)."""
+    path = os.path.join(data_dir, f"{split}.txt")
+    if not file_io.exists(path):  # local or gs://
+        for name in CONLL2003_NAMES.get(split, ()):
+            if file_io.exists(os.path.join(data_dir, name)):
+                return os.path.join(data_dir, name)
+    return path
 
 
 def _first_token_columns(path: str) -> int:
@@ -72,8 +84,8 @@ def read_split(data_dir: str, split: str, tag_column: int = -1, labels: Sequence
     """
     path = split_path(data_dir, split)
     if not file_io.exists(path):
-        raise FileNotFoundError(f"{path}: no such file (the tagger reads {{data_dir}}/{{split}}.txt in CoNLL "
-                                f"format: one token per line with its tag, a blank line between sentences)")
+        raise FileNotFoundError(f"{path}: no such file (the tagger reads {{data_dir}}/{{split}}.txt, or CoNLL-2003's "
+                                f"eng.train / eng.testa / eng.testb, in CoNLL format: one token per line with its tag, a blank line between sentences)")
     has_tags = _first_token_columns(path) != 1
     if need_tags and not has_tags:
         raise ConllError(f"{path}:1: one column (words only); expected the words and their tags (needed to "
