@@ -33,6 +33,7 @@ from funnel_tfm.data import data_utils
 from funnel_tfm.data.tokenization import Tokenizer
 
 FIRST_UNIQUE_ID = 1000000000  # the original's
+_TOKENIZE_BATCH = 256  # paragraphs per tokenizer call
 
 
 class SquadDataError(ValueError):
@@ -161,8 +162,13 @@ def tokenize_contexts(contexts: Sequence[str], tokenizer: Tokenizer,
                       needed: set[int] | None = None) -> list[ContextTokens | None]:
     """Every paragraph (or those whose index is in `needed`; None for the others) tokenized once: questions about
     the same paragraph share it."""
-    return [ContextTokens(*tokenizer.encode_with_offsets(context)) if needed is None or i in needed else None
-            for i, context in enumerate(contexts)]
+    wanted = [i for i in range(len(contexts)) if needed is None or i in needed]
+    out: list[ContextTokens | None] = [None] * len(contexts)
+    for begin in range(0, len(wanted), _TOKENIZE_BATCH):
+        chunk = wanted[begin:begin + _TOKENIZE_BATCH]
+        for i, encoded in zip(chunk, tokenizer.encode_batch_with_offsets([contexts[i] for i in chunk])):
+            out[i] = ContextTokens(*encoded)
+    return out
 
 
 def answer_token_span(tokens: ContextTokens, char_start: int, char_end: int) -> tuple[int, int] | None:

@@ -15,6 +15,7 @@ own normalisation is NFKC case folding, which differs on characters such as U+20
 from __future__ import annotations
 
 import dataclasses
+import re
 import unicodedata
 
 import numpy as np
@@ -32,6 +33,7 @@ REQUIRED_FOR_PRETRAINING = ("cls", "sep", "pad", "mask")
 _CONTROL = r"[\x00\x{FFFD}]|[^\P{Cc}\t\n\r]|\p{Cf}"
 _CJK = (r"([\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}\x{20000}-\x{2A6DF}\x{2A700}-\x{2B73F}\x{2B740}-\x{2B81F}"
         r"\x{2B820}-\x{2CEAF}\x{F900}-\x{FAFF}\x{2F800}-\x{2FA1F}])")
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # Cc but \t \n \r: dropped by the normaliser
 _CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
                (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
 
@@ -86,9 +88,16 @@ def _is_cjk(code: int) -> bool:
 
 def normalise_with_sources(text_: str, lower: bool) -> _Normalised:
     """The BertNormalizer steps per character in Python, keeping where each output character came from."""
+    if text_.isascii() and not _ASCII_CONTROL.search(text_):
+        # Nothing to drop, no accents, no CJK: lower-casing is the only step, one character for one.
+        return _Normalised(text_.lower() if lower else text_, list(range(len(text_))))
     out, source = [], []
     for index, char in enumerate(text_):
         code = ord(char)
+        if code < 128 and not _ASCII_CONTROL.match(char):  # the common case of mixed text, without unicodedata
+            out.append(char.lower() if lower else char)
+            source.append(index)
+            continue
         if code == 0 or code == 0xFFFD or (unicodedata.category(char) in ("Cc", "Cf") and char not in "\t\n\r"):
             continue
         pieces = char
@@ -134,6 +143,14 @@ def sp_preprocess_with_sources(text_: str, lower: bool) -> _Normalised:
         source.pop()
         source_end.pop()
     return _Normalised("".join(out), source, source_end)
+
+
+def _char_at_byte(text_: str) -> np.ndarray:
+    """Character offset of every UTF-8 byte offset of `text_` (and of its end)."""
+    if text_.isascii():
+        return np.arange(len(text_) + 1, dtype=np.int64)
+    widths = np.fromiter((len(char.encode("utf-8")) for char in text_), np.int64, len(text_))
+    return np.append(np.repeat(np.arange(len(text_), dtype=np.int64), widths), len(text_))
 
 
 class Tokenizer:
@@ -229,28 +246,29 @@ class Tokenizer:
 
     def encode_with_offsets(self, line: str) -> tuple[list[int], list[int], list[int]]:
         """(ids, start, end): character offsets [start, end) of each token in `line` (for SQuAD)."""
-        if self.kind == "wordpiece":
-            normalised = normalise_with_sources(line, self.uncased)
-            ids, starts, ends = self._wordpiece.tokenize_with_offsets(tf.constant([normalised.text]))
-        else:
-            normalised = sp_preprocess_with_sources(line, self.uncased)
-            ids, starts, ends = self._sentencepiece.tokenize_with_offsets(tf.constant([normalised.text]))
-        encoded = normalised.text.encode("utf-8")
-        char_at_byte = np.zeros(len(encoded) + 1, np.int64)  # byte offset -> character offset
-        position = 0
-        for index, char in enumerate(normalised.text):
-            width = len(char.encode("utf-8"))
-            char_at_byte[position:position + width] = index
-            position += width
-        char_at_byte[position] = len(normalised.text)
-        source = normalised.source + [len(line)]
-        source_end = (normalised.source_end or [i + 1 for i in normalised.source]) + [len(line)]
-        out_starts, out_ends = [], []
-        for start, end in zip(starts[0].numpy().tolist(), ends[0].numpy().tolist()):
-            first, last = char_at_byte[start], char_at_byte[end] - 1
-            out_starts.append(source[first])
-            out_ends.append(source_end[max(last, first)])
-        return ids[0].numpy().tolist(), out_starts, out_ends
+        return self.encode_batch_with_offsets([line])[0]
+
+    def encode_batch_with_offsets(self, lines: list[str]) -> list[tuple[list[int], list[int], list[int]]]:
+        """`encode_with_offsets` of every line, tokenized in one call (a call per line costs more in Python
+        around the op than the tokenizing itself)."""
+        if not lines:
+            return []
+        prepare = normalise_with_sources if self.kind == "wordpiece" else sp_preprocess_with_sources
+        normalised = [prepare(line, self.uncased) for line in lines]
+        tokenizer = self._wordpiece if self.kind == "wordpiece" else self._sentencepiece
+        ids, starts, ends = tokenizer.tokenize_with_offsets(tf.constant([n.text for n in normalised]))
+        splits = ids.row_splits.numpy()
+        ids, starts, ends = ids.flat_values.numpy(), starts.flat_values.numpy(), ends.flat_values.numpy()
+        out = []
+        for row, (line, norm) in enumerate(zip(lines, normalised)):
+            part = slice(splits[row], splits[row + 1])
+            char_at_byte = _char_at_byte(norm.text)
+            source = np.asarray(norm.source + [len(line)], np.int64)
+            source_end = (np.asarray(norm.source_end + [len(line)], np.int64) if norm.source_end is not None
+                          else np.append(source[:-1] + 1, len(line)))
+            first, last = char_at_byte[starts[part]], char_at_byte[ends[part]] - 1
+            out.append((ids[part].tolist(), source[first].tolist(), source_end[np.maximum(last, first)].tolist()))
+        return out
 
     def decode(self, ids: list[int]) -> str:
         """Tokens joined by spaces, `##` continuations glued (for reading, not an exact inverse)."""

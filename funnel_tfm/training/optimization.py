@@ -157,6 +157,7 @@ class AdamW(tf.Module):
         counter = dict(dtype=tf.int64, trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.iterations = tf.Variable(0, name="iterations", **counter)
         self.skipped = tf.Variable(0, name="skipped_steps", **counter)
+        self._new_values = tf.function(self._adam_math, jit_compile=True)
 
     def current_learning_rate(self) -> tf.Tensor:
         """The learning rate of the next update (before layer-wise factors)."""
@@ -203,17 +204,24 @@ class AdamW(tf.Module):
             self.loss_scale.update(first)
 
     def _update_one(self, variable, m, v, grad, finite, learning_rate, factor, decayed: bool) -> None:
-        step_size = learning_rate * factor
+        new_value, new_m, new_v = self._new_values(variable.read_value(), m.read_value(), v.read_value(), grad,
+                                                   finite, learning_rate * factor, decayed)
+        m.assign(new_m)
+        v.assign(new_v)
+        variable.assign(new_value)
+
+    def _adam_math(self, value, m, v, grad, finite, step_size, decayed: bool):
+        """(value, m, v) after one step, or as they were when `finite` is false. Compiled with XLA: one fused
+        pass over the variable instead of a kernel (and a full read and write) per elementwise op."""
         new_m = self.beta1 * m + (1.0 - self.beta1) * grad
         new_v = self.beta2 * v + (1.0 - self.beta2) * tf.square(grad)
         update = new_m / (tf.sqrt(new_v) + self.epsilon)
-        value = tf.cast(variable, tf.float32)
+        value32 = tf.cast(value, tf.float32)
         if decayed:
-            update += self.weight_decay * value
+            update += self.weight_decay * value32
         # tf.where, not tf.cond: a skipped step keeps every value, and the branch-free form compiles with XLA.
-        m.assign(tf.where(finite, new_m, m))
-        v.assign(tf.where(finite, new_v, v))
-        variable.assign(tf.cast(tf.where(finite, value - step_size * update, value), variable.dtype))
+        return (tf.cast(tf.where(finite, value32 - step_size * update, value32), value.dtype),
+                tf.where(finite, new_m, m), tf.where(finite, new_v, v))
 
     # ------------------------------------------------------------------------- original checkpoints
     def slot_state(self) -> dict[str, Any]:
