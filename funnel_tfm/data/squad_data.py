@@ -192,21 +192,25 @@ def doc_windows(num_tokens: int, max_tokens: int, doc_stride: int) -> list[tuple
         start += min(length, doc_stride)
 
 
-def max_context_flags(windows: Sequence[tuple[int, int]], which: int) -> list[bool]:
-    """For each token of window `which`: is it the window where the token has the most context on both sides
-    (`min(left, right) + 0.01 * length`, first window on ties)?"""
+def best_context_windows(windows: Sequence[tuple[int, int]]) -> np.ndarray:
+    """For each paragraph token, the window where it has the most context on both sides
+    (`min(left, right) + 0.01 * length`; the first window on ties), one pass over the windows."""
+    end = max(start + length for start, length in windows)
+    best, best_score = np.full(end, -1), np.full(end, -np.inf)
+    for index, (start, length) in enumerate(windows):
+        positions = np.arange(start, start + length)
+        score = np.minimum(positions - start, start + length - 1 - positions) + 0.01 * length
+        better = score > best_score[positions]  # strictly: an earlier window keeps a tie
+        best[positions[better]], best_score[positions[better]] = index, score[better]
+    return best
+
+
+def max_context_flags(windows: Sequence[tuple[int, int]], which: int,
+                      best: np.ndarray | None = None) -> list[bool]:
+    """For each token of window `which`: is this its best-context window (`best_context_windows`)?"""
+    best = best_context_windows(windows) if best is None else best
     start, length = windows[which]
-    flags = []
-    for position in range(start, start + length):
-        best, best_score = None, None
-        for index, (w_start, w_length) in enumerate(windows):
-            if not w_start <= position < w_start + w_length:
-                continue
-            score = min(position - w_start, w_start + w_length - 1 - position) + 0.01 * w_length
-            if best_score is None or score > best_score:
-                best, best_score = index, score
-        flags.append(best == which)
-    return flags
+    return (best[start:start + length] == which).tolist()
 
 
 def _window_feature(query: list[int], tokens: ContextTokens, window: tuple[int, int], tokenizer: Tokenizer,
@@ -247,10 +251,11 @@ def build_features(squad: SquadFile, contexts: Sequence[ContextTokens | None], t
                 raise SquadDataError(f"question {example.qas_id}: no token covers the answer "
                                      f"{example.answer_text!r}")
         inside_some = False
+        best = best_context_windows(windows)
         for which, window in enumerate(windows):
             doc_offset = len(query) + 2
             feature = SquadFeature(FIRST_UNIQUE_ID + len(features), index, window[0], window[1], doc_offset,
-                                   max_context_flags(windows, which),
+                                   max_context_flags(windows, which, best),
                                    **_window_feature(query, tokens, window, tokenizer, max_seq_length))
             if span is not None and window[0] <= span[0] and span[1] < window[0] + window[1]:
                 feature.start_position = span[0] - window[0] + doc_offset
