@@ -1,0 +1,198 @@
+"""Hugging Face FNet directories (`config.json` + `model.safetensors`) <-> the original f_net parameter names.
+
+Every tensor maps onto the Flax parameter path of the original `PreTrainingModel` (`encoder/embedder/word/embedding`,
+`encoder/feed_forward_3/intermediate/kernel`, `predictions_dense/kernel`, ...; fnet semantics N5) and back. Only
+safetensors are read (numpy API, no PyTorch):
+
+    contents = read_hf_fnet("fnet-base")     # config, state by original name, skipped keys (with why), class
+    write_hf_fnet("staging", config, state, PRETRAINING)   # FNetModel or FNetForPreTraining
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Callable
+
+import numpy as np
+
+from funnel_tfm.checkpoints.hf_format import HF_CONFIG, HF_TORCH_WEIGHTS, HF_WEIGHTS, read_safetensors
+from funnel_tfm.config import ConfigError
+from funnel_tfm.config_fnet import FNetConfig
+from funnel_tfm.errors import CheckpointError
+from funnel_tfm.layers.fourier import dft_matrices
+
+BASE_MODEL, PRETRAINING = "FNetModel", "FNetForPreTraining"
+ARCHITECTURES = (BASE_MODEL, PRETRAINING)
+TASK_PREFIX = "fnet."
+
+Transform = Callable[[np.ndarray], np.ndarray]
+_TRANSFORMS: dict[str, tuple[Transform, Transform]] = {  # kind -> (HF -> ours, ours -> HF)
+    "same": (lambda a: a, lambda a: a),
+    "transpose": (lambda a: a.T, lambda a: a.T),        # torch Linear weight [out, in] <-> Flax kernel [in, out]
+    "batch_axis": (lambda a: a[None], lambda a: a[0]),  # position table [L, E] <-> the original's [1, L, E]
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    name: str   # original parameter path
+    kind: str   # a key of _TRANSFORMS
+
+
+def _norm(prefix: str, name: str) -> dict[str, Rule]:
+    return {f"{prefix}.weight": Rule(f"{name}/scale", "same"), f"{prefix}.bias": Rule(f"{name}/bias", "same")}
+
+
+def _dense(prefix: str, name: str) -> dict[str, Rule]:
+    return {f"{prefix}.weight": Rule(f"{name}/kernel", "transpose"), f"{prefix}.bias": Rule(f"{name}/bias", "same")}
+
+
+def backbone_rules(n_layer: int) -> dict[str, Rule]:
+    """Every key of a transformers FNetModel -> rule."""
+    rules = {
+        "embeddings.word_embeddings.weight": Rule("encoder/embedder/word/embedding", "same"),
+        "embeddings.position_embeddings.weight": Rule("encoder/embedder/position/embedding", "batch_axis"),
+        "embeddings.token_type_embeddings.weight": Rule("encoder/embedder/type/embedding", "same"),
+        **_norm("embeddings.LayerNorm", "encoder/embedder/layer_norm"),
+        **_dense("embeddings.projection", "encoder/embedder/hidden_mapping_in"),
+        **_dense("pooler.dense", "encoder/pooler"),
+    }
+    for i in range(n_layer):
+        layer = f"encoder.layer.{i}"
+        rules.update(_norm(f"{layer}.fourier.output.LayerNorm", f"encoder/encoder_{i}/mixing_layer_norm"))
+        rules.update(_dense(f"{layer}.intermediate.dense", f"encoder/feed_forward_{i}/intermediate"))
+        rules.update(_dense(f"{layer}.output.dense", f"encoder/feed_forward_{i}/output"))
+        rules.update(_norm(f"{layer}.output.LayerNorm", f"encoder/encoder_{i}/output_layer_norm"))
+    return rules
+
+
+def pretraining_head_rules() -> dict[str, Rule]:
+    """The MLM and NSP keys of FNetForPreTraining (`cls.*`); the decoder weight is the tied word table."""
+    return {
+        **_dense("cls.predictions.transform.dense", "predictions_dense"),
+        **_norm("cls.predictions.transform.LayerNorm", "predictions_layer_norm"),
+        "cls.predictions.bias": Rule("predictions_output/output_bias", "same"),
+        # Both Linear weight and the original's output_kernel are [n_out, D]: no transpose.
+        "cls.seq_relationship.weight": Rule("classification/output_kernel", "same"),
+        "cls.seq_relationship.bias": Rule("classification/output_bias", "same"),
+    }
+
+
+# Keys transformers may hold that are copies of other keys (tied) or buffers, checked and not loaded.
+_TIED = {"cls.predictions.decoder.weight": "embeddings.word_embeddings.weight",
+         "cls.predictions.decoder.bias": "cls.predictions.bias"}
+_BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")
+_DFT_BUFFERS = ("fourier.self.dft_mat_hidden", "fourier.self.dft_mat_seq")
+# transformers builds DFT matrices only up to this max_position_embeddings; above it, its TPU path is an FFT.
+HF_DFT_MAX_POSITIONS = 4096
+
+
+def dft_buffers(config: FNetConfig) -> dict[str, np.ndarray]:
+    """The complex64 DFT matrices transformers keeps as persistent buffers of each layer when
+    `use_tpu_fourier_optimizations` is set; a directory without them loads with NaN matrices, so they are written.
+    The sequence matrix has `tpu_short_seq_length` (= max_seq_length on export) rows.
+    """
+    if config.use_fft or config.max_seq_length > HF_DFT_MAX_POSITIONS:
+        return {}
+    matrices = {}
+    for suffix, n in zip(_DFT_BUFFERS, (config.d_model, config.max_seq_length)):
+        cos, sin = dft_matrices(n)
+        matrices[suffix] = (cos - 1j * sin).astype(np.complex64)
+    return {f"encoder.layer.{i}.{suffix}": matrix for i in range(config.n_layer) for suffix, matrix in matrices.items()}
+
+
+@dataclasses.dataclass
+class HFFNetContents:
+    config: FNetConfig
+    state: dict[str, np.ndarray]   # original parameter path -> array
+    skipped: dict[str, str]        # HF key -> why it was not loaded
+    architecture: str              # the transformers class the directory holds
+
+
+def _read_config(directory: str) -> tuple[FNetConfig, dict]:
+    path = os.path.join(directory, HF_CONFIG)
+    try:
+        with open(path) as handle:
+            raw = json.load(handle)
+        return FNetConfig.from_hf_dict(raw, path), raw
+    except (OSError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: cannot read ({error})") from None
+    except ConfigError as error:
+        raise CheckpointError(str(error)) from None
+
+
+def _read_tensors(directory: str) -> dict[str, np.ndarray]:
+    path = os.path.join(directory, HF_WEIGHTS)
+    if os.path.exists(path):
+        return read_safetensors(path)[0]
+    if os.path.exists(os.path.join(directory, HF_TORCH_WEIGHTS)):
+        raise CheckpointError(f"{directory}: only {HF_TORCH_WEIGHTS} found; FNet reads {HF_WEIGHTS} (no PyTorch "
+                              f"needed): convert it with transformers, model.save_pretrained(dir) writes safetensors")
+    raise CheckpointError(f"{directory}: no {HF_WEIGHTS}")
+
+
+def _check_tied(directory: str, key: str, array: np.ndarray, state_hf: dict[str, np.ndarray]) -> str:
+    source = _TIED[key]
+    if source in state_hf and not np.array_equal(array, state_hf[source]):
+        raise CheckpointError(f"{directory}: {key} differs from {source}; FNet ties them (untied output "
+                              f"embeddings are not supported)")
+    return f"tied to {source}"
+
+
+def read_hf_fnet(directory: str) -> HFFNetContents:
+    """Reads a transformers FNet directory into original names; FNetForPreTraining's heads included."""
+    config, raw = _read_config(directory)
+    tensors = _read_tensors(directory)
+    task_model = any(key.startswith(TASK_PREFIX) for key in tensors)
+    state_hf = {(k[len(TASK_PREFIX):] if k.startswith(TASK_PREFIX) else k): v for k, v in tensors.items()}
+    declared = [a for a in raw.get("architectures") or [] if a.startswith("FNet")]
+    architecture = declared[0] if declared else (PRETRAINING if "cls.predictions.bias" in state_hf else
+                                                 BASE_MODEL if not task_model else "an FNet task class")
+    rules = {**backbone_rules(config.n_layer), **pretraining_head_rules()}
+    state, skipped = {}, {}
+    for key, array in state_hf.items():
+        if key in _TIED:
+            skipped[key] = _check_tied(directory, key, array, state_hf)
+        elif key in _BUFFERS:
+            skipped[key] = "a buffer (positions / default type ids), not a weight"
+        elif key.endswith(_DFT_BUFFERS):
+            skipped[key] = "transformers' precomputed DFT matrix (a buffer); built from the input length here"
+        elif key not in rules:
+            skipped[key] = f"a weight of {architecture}'s head, which funnel_tfm's FNet does not build"
+        else:
+            rule = rules[key]
+            state[rule.name] = _TRANSFORMS[rule.kind][0](array)
+    return HFFNetContents(config=config, state=state, skipped=skipped, architecture=architecture)
+
+
+def write_hf_fnet(directory: str, config: FNetConfig, state: dict[str, np.ndarray], architecture: str) -> None:
+    """Writes config.json + model.safetensors (the keys transformers saves) into an existing directory.
+
+    Raises CheckpointError when the config cannot be expressed in transformers or a weight is missing.
+    """
+    from safetensors.numpy import save_file
+    if architecture not in ARCHITECTURES:
+        raise CheckpointError(f"cannot write {architecture!r}; expected one of {', '.join(ARCHITECTURES)}")
+    try:
+        values = config.to_hf_dict()
+    except ConfigError as error:
+        raise CheckpointError(str(error)) from None
+    rules = backbone_rules(config.n_layer)
+    if architecture == PRETRAINING:
+        rules = {TASK_PREFIX + key: rule for key, rule in rules.items()}
+        rules.update(pretraining_head_rules())
+    absent = sorted(rule.name for rule in rules.values() if rule.name not in state)
+    if absent:
+        raise CheckpointError(f"cannot write {architecture}: missing {len(absent)} weight(s): {', '.join(absent[:8])}"
+                              f"{' ...' if len(absent) > 8 else ''}")
+    tensors = {key: np.ascontiguousarray(_TRANSFORMS[rule.kind][1](np.asarray(state[rule.name], np.float32)))
+               for key, rule in rules.items()}
+    prefix = TASK_PREFIX if architecture == PRETRAINING else ""
+    tensors.update({prefix + key: matrix for key, matrix in dft_buffers(config).items()})
+    with open(os.path.join(directory, HF_CONFIG), "w") as handle:
+        # An explicit dtype: without one, transformers infers it by reading the file's dtypes, and fails on the
+        # complex64 DFT buffers ("unknown dtype C64").
+        json.dump({**values, "architectures": [architecture], "dtype": "float32"}, handle, indent=2, sort_keys=True)
+    save_file(tensors, os.path.join(directory, HF_WEIGHTS), metadata={"format": "pt"})
