@@ -125,7 +125,7 @@ def test_two_replicas_count_every_dev_example_once(tmp_path, vocab, cola_dir):
                    f"--model_dir={model_dir}", f"--tokenizer_path={vocab}", f"--model_config={config}",
                    f"--max_seq_length={SEQ_LEN}", "--do_train=True", "--do_eval=True", "--train_batch_size=8",
                    "--train_steps=6", "--save_steps=3", "--learning_rate=1e-3", "--eval_batch_size=4",
-                   "--strategy=mirrored", "--num_cpu_devices=2", "--iterations=3")
+                   "--strategy=mirrored", "--num_cpu_devices=2", "--iterations=3", "--jit_compile=False")
     results = [json.loads(line) for line in open(os.path.join(model_dir, "eval", "dev", "results.jsonl"))]
     assert [r["num_examples"] for r in results] == [13, 13]
     rows = [line.rstrip("\n").split("\t") for line in open(os.path.join(cola_dir, "dev.tsv"), encoding="utf-8")]
@@ -172,7 +172,7 @@ def test_predict_and_submit_files(tmp_path, vocab, cola_dir):
                    f"--model_dir={model_dir}", f"--tokenizer_path={vocab}", f"--model_config={config}",
                    f"--max_seq_length={SEQ_LEN}", "--do_train=True", "--do_eval=True", "--do_predict=True",
                    "--do_submit=True", "--train_batch_size=8", "--train_steps=2", "--eval_batch_size=5",
-                   "--predict_batch_size=3", "--retain_best=True")
+                   "--predict_batch_size=3", "--retain_best=True", "--jit_compile=False")
     predictions = [json.loads(line) for line in open(os.path.join(model_dir, "predict", "dev.jsonl"))]
     assert len(predictions) == 13 and all(abs(sum(p["probabilities"].values()) - 1) < 1e-5 for p in predictions)
     with open(os.path.join(model_dir, "submit", "CoLA.tsv"), encoding="utf-8") as handle:

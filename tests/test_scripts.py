@@ -55,6 +55,7 @@ def test_squad_one_gpu_script(tmp_path, released_checkpoint):
         "MICRO_BATCHES": "2", "TRAIN_STEPS": "4", "SAVE_STEPS": "2", "WARMUP_STEPS": "1"},
         "--max_seq_length=64", "--max_query_length=24", "--jit_compile=False")
     assert "initialized" in result.stdout and "in 2 micro-batches" in result.stdout
+    assert "training on 2 record file(s)" in result.stdout  # NUM_PROC=2: two shards, both read
     assert sorted(os.listdir(out / "proc_data")).count("vocab.uncased.txt.1.slen-64.qlen-24.train.tfrecord") == 1
     rows = [json.loads(line) for line in open(out / "run" / "eval" / "dev" / "results.jsonl")]
     assert [r["step"] for r in rows] == [2, 4] and rows[-1]["total"] == 16

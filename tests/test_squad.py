@@ -284,15 +284,13 @@ def test_tiny_model_learns_to_find_answers_and_every_checkpoint_is_scored(tmp_pa
     common = [f"--train_file={data['train']['path']}", f"--predict_file={data['dev']['path']}",
               f"--output_dir={tmp_path / 'proc'}", f"--tokenizer_path={vocab}", "--uncased=True",
               "--max_seq_length=128", "--max_query_length=48", "--doc_stride=32"]
-    for proc_id in (0, 1):  # the original's parallel preprocessing, two processes
-        run_entry_point("squad", "--prepro_split=train", "--num_proc=2", f"--proc_id={proc_id}", *common)
-    model_dir = tmp_path / "exp"
+    model_dir = tmp_path / "exp"  # (parallel preprocessing, --num_proc=2: tests/test_scripts.py)
     result = run_entry_point(
-        "squad", *common, "--num_proc=2", f"--model_dir={model_dir}", f"--model_config_path={config}",
+        "squad", *common, f"--model_dir={model_dir}", f"--model_config_path={config}",
         "--do_train=True", "--do_predict=True", "--train_batch_size=16", "--predict_batch_size=32",
         "--train_steps=300", "--save_steps=150", "--iterations=50", "--learning_rate=1e-3", "--warmup_steps=30",
         "--jit_compile=False", "--use_tpu=False", "--use_bfloat16=False")
-    assert "training on 2 record file(s)" in result.stdout
+    assert "training on 1 record file(s)" in result.stdout
     rows = [json.loads(line) for line in open(model_dir / "eval" / "dev" / "results.jsonl")]
     assert [r["step"] for r in rows] == [150, 300]
     best = json.load(open(model_dir / "best_result.json"))

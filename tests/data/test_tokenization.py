@@ -52,8 +52,9 @@ def test_offsets_point_into_the_original_text(vocab_path, corpus_lines):
     tokenizer = Tokenizer.from_file(vocab_path)
     reference = transformers.BertTokenizerFast(vocab=vocab_path)
     lines = corpus_lines[::40] + ["Héllo, ÉCOLE naïve 北京 wörld‑wide! ΣΊΣΥΦΟΣ"]
-    for line in lines:
-        ids, starts, ends = tokenizer.encode_with_offsets(line)
+    batched = tokenizer.encode_batch_with_offsets(lines)  # one tokenizer call for all lines
+    assert batched[-1] == tokenizer.encode_with_offsets(lines[-1])
+    for line, (ids, starts, ends) in zip(lines, batched):
         encoded = reference(line, add_special_tokens=False, return_offsets_mapping=True)
         assert ids == encoded["input_ids"]
         assert list(zip(starts, ends)) == [tuple(o) for o in encoded["offset_mapping"]], line

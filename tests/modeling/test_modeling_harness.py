@@ -1,5 +1,8 @@
 """The backbone and the pretraining task models through the shared harness (build, call, summary, config,
-`.keras`, one fit step). Marked `backend_slice`: `test_backends.py` reruns them on JAX and PyTorch."""
+`.keras`, one fit step). Those marked `backend_slice` (the backbone and the classifier model) are rerun by
+`test_backends.py` on JAX and PyTorch (both positional forms are compared with transformers on every backend by
+test_parity_hf); the rest use the same layers and run on TensorFlow only, to keep the suite's time (a JAX fit
+step compiles for 10-40 s)."""
 
 from __future__ import annotations
 
@@ -11,10 +14,10 @@ from funnel_tfm.modeling import FunnelTFM
 from helpers import make_inputs, tiny_config
 from model_test_case import run_model_test, to_numpy
 
-pytestmark = pytest.mark.backend_slice
+SLICE = pytest.mark.backend_slice
 
 
-@pytest.mark.parametrize("attention", ["rel_shift", "factorized", "null"])
+@pytest.mark.parametrize("attention", [pytest.param("rel_shift", marks=SLICE), "factorized", "null"])
 def test_backbone(tmp_path, rng, attention):
     config = tiny_config(rel_attn_type=attention, dropout=0.1, dropatt=0.1)
     inputs = make_inputs(rng, 16, [16, 11])
@@ -67,7 +70,7 @@ def test_electra_model(tmp_path, rng):
     assert model.generator.embedding is model.discriminator.embedding  # one `input` layer, shared
 
 
-@pytest.mark.parametrize("n_class", [3, 1])
+@pytest.mark.parametrize("n_class", [pytest.param(3, marks=SLICE), 1])
 def test_classifier_model(tmp_path, rng, n_class):
     """Encoder + pooled summary + classification (or regression) head; float32 logits under mixed precision."""
     from funnel_tfm.tasks.classification import ClassifierModel
