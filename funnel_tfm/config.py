@@ -65,6 +65,20 @@ def parse_depth(token: str, what: str) -> tuple[int, int]:
     return params, repeats
 
 
+def read_json_object(path: str) -> dict[str, Any]:
+    """The json object in `path`; a ConfigError naming the file (and line) for anything else."""
+    try:
+        with file_io.open_file(path, "r") as handle:
+            values = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: not valid json (line {error.lineno}: {error.msg})") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read ({error})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a json object, found {type(values).__name__}")
+    return values
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """All architecture settings; defaults are the original's flag defaults (semantics C1)."""
@@ -335,15 +349,7 @@ class ModelConfig:
     @classmethod
     def from_json(cls, path: str) -> "ModelConfig":
         """Reads our json, the original `net_config.json`, its PyTorch variant, or an HF `config.json`."""
-        try:
-            with file_io.open_file(path, "r") as handle:
-                values = json.load(handle)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"{path}: not valid json (line {error.lineno}: {error.msg})") from None
-        except OSError as error:
-            raise ConfigError(f"{path}: cannot read ({error})") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: expected a json object, found {type(values).__name__}")
+        values = read_json_object(path)
         if "block_sizes" in values or values.get("model_type") == "funnel":
             return cls.from_hf_dict(values, path)
         if "block_size" not in values:

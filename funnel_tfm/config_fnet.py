@@ -18,7 +18,8 @@ from typing import Any
 from funnel_tfm import file_io
 # One table of activation names for both architectures: HF's "gelu_new" is the tanh form ("gelu" here and in
 # both originals), HF's "gelu" the erf form.
-from funnel_tfm.config import _HF_ACTIVATION_TO_OURS, _OURS_ACTIVATION_TO_HF, ACTIVATIONS, ConfigError
+from funnel_tfm.config import (_HF_ACTIVATION_TO_OURS, _OURS_ACTIVATION_TO_HF, ACTIVATIONS, ConfigError,
+                               read_json_object)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,15 +136,7 @@ class FNetConfig:
     @classmethod
     def from_json(cls, path: str) -> "FNetConfig":
         """Our json (all keys of this class) or a transformers FNet `config.json`."""
-        try:
-            with file_io.open_file(path, "r") as handle:
-                values = json.load(handle)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"{path}: not valid json (line {error.lineno}: {error.msg})") from None
-        except OSError as error:
-            raise ConfigError(f"{path}: cannot read ({error})") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: expected a json object, found {type(values).__name__}")
+        values = read_json_object(path)
         if "model_type" in values or "hidden_size" in values:
             return cls.from_hf_dict(values, path)
         return cls.from_dict(values, path)

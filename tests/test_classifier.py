@@ -137,6 +137,7 @@ def test_two_replicas_count_every_dev_example_once(tmp_path, vocab, cola_dir):
         assert result["mcc"] == pytest.approx(sk.matthews_corrcoef(labels, predictions), abs=1e-9)
 
 
+@pytest.mark.slow  # the kill-and-resume mechanism is the shared loop's: tests/training/test_pretrain.py runs it always
 def test_sigkill_and_restart_equal_an_uninterrupted_run(tmp_path, vocab, cola_dir):
     """Killed (SIGKILL) after its first checkpoint and restarted, a run ends with the uninterrupted run's weights."""
     config = tmp_path / "tiny.json"

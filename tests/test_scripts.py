@@ -20,6 +20,8 @@ from test_classifier import TINY
 from test_race import synthetic_race
 from test_squad import synthetic_squad
 
+pytestmark = pytest.mark.slow  # whole recipes in subprocesses: `python -m pytest -m slow` (CI runs it)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -288,11 +288,11 @@ def test_tiny_model_learns_to_find_answers_and_every_checkpoint_is_scored(tmp_pa
     result = run_entry_point(
         "squad", *common, f"--model_dir={model_dir}", f"--model_config_path={config}",
         "--do_train=True", "--do_predict=True", "--train_batch_size=16", "--predict_batch_size=32",
-        "--train_steps=300", "--save_steps=150", "--iterations=50", "--learning_rate=1e-3", "--warmup_steps=30",
+        "--train_steps=200", "--save_steps=100", "--iterations=50", "--learning_rate=1e-3", "--warmup_steps=20",
         "--jit_compile=False", "--use_tpu=False", "--use_bfloat16=False")
     assert "training on 1 record file(s)" in result.stdout
     rows = [json.loads(line) for line in open(model_dir / "eval" / "dev" / "results.jsonl")]
-    assert [r["step"] for r in rows] == [150, 300]
+    assert [r["step"] for r in rows] == [100, 200]
     best = json.load(open(model_dir / "best_result.json"))
     dev = data["dev"]
     assert best["total"] == dev["questions"] and best["NoAns_total"] == dev["unanswerable"]
@@ -315,7 +315,7 @@ def test_tiny_model_learns_to_find_answers_and_every_checkpoint_is_scored(tmp_pa
         "squad", *common, f"--model_dir={model_dir}", f"--eval_model_dir={model_dir}", "--do_predict=True",
         "--strategy=mirrored", "--num_cpu_devices=2", "--predict_batch_size=24", "--overwrite=True",
         "--eval_all_ckpt=False", f"--predict_dir={tmp_path / 'predict2'}", "--jit_compile=False")
-    assert "eval dev step 300" in again.stdout
+    assert "eval dev step 200" in again.stdout
     last = [json.loads(line) for line in open(model_dir / "eval" / "dev" / "results.jsonl")][-1]
-    assert last["step"] == 300 and last["num_examples"] == rows[-1]["num_examples"]
+    assert last["step"] == 200 and last["num_examples"] == rows[-1]["num_examples"]
     assert abs(last["best_f1"] - rows[-1]["best_f1"]) < 1e-6

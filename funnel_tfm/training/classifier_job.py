@@ -33,8 +33,8 @@ from funnel_tfm.layers.heads import TokenClassificationHead
 from funnel_tfm.tasks.classification import ClassificationTask
 from funnel_tfm.tasks.glue_metrics import glue_scores, main_score
 from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, best_checkpoint, cached_records,
-                                         evaluate_checkpoints, model_config_and_init, predict_logits,
-                                         shuffled_for_training, train_task)
+                                          evaluate_checkpoints, model_config_and_init, predict_logits,
+                                          shuffled_for_training, train_task, with_schedule)
 from funnel_tfm.training.loop import configure_devices
 from funnel_tfm.training.strategy import is_chief, make_strategy
 
@@ -174,11 +174,7 @@ def run_classifier(run: ClassifierRun, log: Callable[[str], None] | None = None)
 
     if run.do_train:
         path, meta, _ = prepare_records(run, task_data, preprocessor, "train", log)
-        if run.num_train_epochs:
-            run = dataclasses.replace(run, train_steps=max(1, int(run.num_train_epochs * meta["num_examples"]
-                                                                  / run.train_batch_size)))
-        if run.warmup_proportion is not None:
-            run = dataclasses.replace(run, warmup_steps=int(run.warmup_proportion * run.train_steps))
+        run = with_schedule(run, meta["num_examples"])
         replicas = strategy.num_replicas_in_sync
         dataset_fn_at = lambda start: train_input_fn(  # noqa: E731
             path, run.max_seq_length, spec.is_regression, run.train_batch_size // replicas, seed=run.seed,

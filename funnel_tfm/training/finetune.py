@@ -74,6 +74,17 @@ class FinetuneRun(TrainingSettings):
     max_save: int = 0                         # 0: keep every checkpoint (each is evaluated)
 
 
+def with_schedule(run: Any, num_examples: int) -> Any:
+    """`run` with `train_steps` from `num_train_epochs` and `warmup_steps` from `warmup_proportion`, when given
+    (the epoch and proportion forms override the step forms)."""
+    if run.num_train_epochs:
+        run = dataclasses.replace(run, train_steps=max(1, int(run.num_train_epochs * num_examples
+                                                              / run.train_batch_size)))
+    if run.warmup_proportion is not None:
+        run = dataclasses.replace(run, warmup_steps=int(run.warmup_proportion * run.train_steps))
+    return run
+
+
 def shuffled_for_training(run: FinetuneRun, examples: list, split: str) -> list:
     """The training examples in one seeded order (the original shuffled once, unseeded); others as they are."""
     if split != "train" or not run.shuffle_examples:

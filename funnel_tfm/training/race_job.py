@@ -26,8 +26,8 @@ from funnel_tfm.data.tokenization import Tokenizer
 from funnel_tfm.tasks.glue_metrics import accuracy
 from funnel_tfm.tasks.multiple_choice import MultipleChoiceTask
 from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, best_checkpoint, cached_records,
-                                         evaluate_checkpoints, model_config_and_init, predict_logits,
-                                         shuffled_for_training, train_task)
+                                          evaluate_checkpoints, model_config_and_init, predict_logits,
+                                          shuffled_for_training, train_task, with_schedule)
 from funnel_tfm.training.loop import configure_devices
 from funnel_tfm.training.strategy import is_chief, make_strategy
 
@@ -102,11 +102,7 @@ def run_race(run: RaceRun, log: Callable[[str], None] | None = None) -> dict[str
     outcome: dict[str, Any] = {"best": None}
     if run.do_train:
         path, meta, _ = prepare_race_records(run, tokenizer, "train", log)
-        if run.num_train_epochs:
-            run = dataclasses.replace(run, train_steps=max(1, int(run.num_train_epochs * meta["num_examples"]
-                                                                  / run.train_batch_size)))
-        if run.warmup_proportion is not None:
-            run = dataclasses.replace(run, warmup_steps=int(run.warmup_proportion * run.train_steps))
+        run = with_schedule(run, meta["num_examples"])
         per_replica = run.train_batch_size // strategy.num_replicas_in_sync
         dataset_fn_at = lambda start: race_data.race_train_input_fn(  # noqa: E731
             path, run.max_seq_length, per_replica, seed=run.seed, shuffle_buffer=run.shuffle_buffer, start_step=start)

@@ -1,7 +1,8 @@
 """The SQuAD job behind `python -m funnel_tfm.squad`: v1.1 / v2.0 question answering, official scoring.
 
     run = SquadRun(train_file="train-v2.0.json", predict_file="dev-v2.0.json", output_dir="proc_data/squad",
-                   model_dir="exp/squad", tokenizer_path="vocab.uncased.txt", init_checkpoint="B10-10-10H1024-ELEC-FULL-TF",
+                   model_dir="exp/squad", tokenizer_path="vocab.uncased.txt",
+                   init_checkpoint="B10-10-10H1024-ELEC-FULL-TF",
                    do_train=True, do_predict=True, train_batch_size=48, train_steps=8000, warmup_steps=1000,
                    learning_rate=3e-5, lr_layer_decay_rate=0.75, save_steps=1000)
     run_squad(run)
@@ -31,7 +32,7 @@ from funnel_tfm.tasks import squad_metrics
 from funnel_tfm.tasks.squad import SquadTask
 from funnel_tfm.tasks.squad_postprocess import make_predictions, write_answers
 from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, cached_records, evaluate_checkpoints,
-                                         model_config_and_init, shuffled_for_training, train_task)
+                                          model_config_and_init, shuffled_for_training, train_task, with_schedule)
 from funnel_tfm.training.loop import configure_devices
 from funnel_tfm.training.strategy import is_chief, make_strategy
 
@@ -198,11 +199,7 @@ def run_squad(run: SquadRun, log: Callable[[str], None] | None = None) -> dict[s
         paths = squad_records.train_record_glob(run.output_dir, run.tokenizer_path, run.max_seq_length,
                                                 run.max_query_length, run.train_version)
         num_features = sum(read_meta(path)["num_examples"] for path in paths)
-        if run.num_train_epochs:
-            run = dataclasses.replace(run, train_steps=max(1, int(run.num_train_epochs * num_features
-                                                                  / run.train_batch_size)))
-        if run.warmup_proportion is not None:
-            run = dataclasses.replace(run, warmup_steps=int(run.warmup_proportion * run.train_steps))
+        run = with_schedule(run, num_features)
         per_replica = run.train_batch_size // strategy.num_replicas_in_sync
         dataset_fn_at = lambda start: squad_records.squad_train_input_fn(  # noqa: E731
             paths, run.max_seq_length, per_replica, seed=run.seed, shuffle_buffer=run.shuffle_buffer, start_step=start)

@@ -36,8 +36,8 @@ from funnel_tfm.data.tokenization import Tokenizer
 from funnel_tfm.tasks.tagging import TaggingTask
 from funnel_tfm.tasks.tagging_metrics import entity_scores
 from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, best_checkpoint, cached_records,
-                                         evaluate_checkpoints, model_config_and_init, predict_outputs,
-                                         shuffled_for_training, train_task)
+                                          evaluate_checkpoints, model_config_and_init, predict_outputs,
+                                          shuffled_for_training, train_task, with_schedule)
 from funnel_tfm.training.loop import configure_devices
 from funnel_tfm.training.strategy import is_chief, make_strategy
 
@@ -173,11 +173,7 @@ def run_tagger(run: TaggerRun, log: Callable[[str], None] | None = None) -> dict
             file_io.atomic_write_text(os.path.join(run.model_dir, LABELS_FILE), "\n".join(labels) + "\n")
         log(f"{len(labels)} tags ({tag_scheme(splits['train'])}): {', '.join(labels)}")
         path, meta, _ = prepare_records(run, tokenizer, "train", splits["train"], labels, log, for_training=True)
-        if run.num_train_epochs:
-            run = dataclasses.replace(run, train_steps=max(1, int(run.num_train_epochs * meta["num_examples"]
-                                                                  / run.train_batch_size)))
-        if run.warmup_proportion is not None:
-            run = dataclasses.replace(run, warmup_steps=int(run.warmup_proportion * run.train_steps))
+        run = with_schedule(run, meta["num_examples"])
         per_replica = run.train_batch_size // strategy.num_replicas_in_sync
         dataset_fn_at = lambda start: tagging_records.tagging_train_input_fn(  # noqa: E731
             path, run.max_seq_length, per_replica, seed=run.seed, shuffle_buffer=run.shuffle_buffer, start_step=start)

@@ -118,6 +118,7 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
+@pytest.mark.slow
 def test_multi_worker_two_processes_agree_with_one_device(tmp_path, records, one_device_run):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     processes = []
