@@ -118,6 +118,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
+@pytest.mark.slow  # several processes (CI runs it: python -m pytest -m slow)
 def test_command_line_parallel_mode_and_errors(tmp_path, corpus):
     vocab = data_fetch.bert_uncased_vocab()
     glob = os.path.join(os.path.dirname(corpus[0]), "sotu.0[01].txt")
