@@ -197,6 +197,11 @@ class Tokenizer:
     def vocab_size(self) -> int:
         return len(self.vocab)
 
+    def trackables(self) -> dict[str, tf.Module]:
+        """The tensorflow-text objects behind `tokenize`: a SavedModel that tokenizes in-graph must track them
+        (SentencePiece keeps its model in a resource that is saved only when tracked)."""
+        return {"wordpiece": self._wordpiece} if self.kind == "wordpiece" else {"sentencepiece": self._sentencepiece}
+
     def require_special(self, names: tuple[str, ...] = REQUIRED_FOR_PRETRAINING) -> None:
         missing = [n for n in names if self.special_ids[n] is None]
         if missing:

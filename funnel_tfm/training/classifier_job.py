@@ -36,6 +36,7 @@ from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, best_checkpoi
                                           evaluate_checkpoints, model_config_and_init, predict_logits,
                                           shuffled_for_training, train_task, with_schedule)
 from funnel_tfm.training.loop import configure_devices
+from funnel_tfm.training.run_record import write_run_record
 from funnel_tfm.training.strategy import is_chief, make_strategy
 
 
@@ -173,7 +174,11 @@ def run_classifier(run: ClassifierRun, log: Callable[[str], None] | None = None)
     outcome: dict[str, Any] = {"best": None}
 
     if run.do_train:
-        path, meta, _ = prepare_records(run, task_data, preprocessor, "train", log)
+        path, meta, examples = prepare_records(run, task_data, preprocessor, "train", log)
+        if chief:  # what `export` needs to serve this model from raw text
+            write_run_record(run.model_dir, "classification", run.tokenizer_path, run.uncased, run.max_seq_length,
+                             task_name=spec.name, labels=list(spec.labels), regression=spec.is_regression,
+                             head_scope=_head_scope(run, spec), text_pair=any(e.text_b is not None for e in examples))
         run = with_schedule(run, meta["num_examples"])
         replicas = strategy.num_replicas_in_sync
         dataset_fn_at = lambda start: train_input_fn(  # noqa: E731

@@ -25,6 +25,7 @@ from funnel_tfm.data import race_data
 from funnel_tfm.data.tokenization import Tokenizer
 from funnel_tfm.tasks.glue_metrics import accuracy
 from funnel_tfm.tasks.multiple_choice import MultipleChoiceTask
+from funnel_tfm.training.run_record import write_run_record
 from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, best_checkpoint, cached_records,
                                           evaluate_checkpoints, model_config_and_init, predict_logits,
                                           shuffled_for_training, train_task, with_schedule)
@@ -99,6 +100,9 @@ def run_race(run: RaceRun, log: Callable[[str], None] | None = None) -> dict[str
     file_io.makedirs(run.model_dir)
     if run.do_train and chief:
         config.to_json(os.path.join(run.model_dir, NET_CONFIG))
+        write_run_record(run.model_dir, "multiple_choice", run.tokenizer_path, run.uncased, run.max_seq_length,
+                         labels=list(race_data.ANSWERS), num_choices=len(race_data.ANSWERS),
+                         head_scope=task.model.scope)  # what `export` needs to serve this model
     outcome: dict[str, Any] = {"best": None}
     if run.do_train:
         path, meta, _ = prepare_race_records(run, tokenizer, "train", log)

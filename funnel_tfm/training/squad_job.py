@@ -31,6 +31,7 @@ from funnel_tfm.data.tokenization import Tokenizer
 from funnel_tfm.tasks import squad_metrics
 from funnel_tfm.tasks.squad import SquadTask
 from funnel_tfm.tasks.squad_postprocess import make_predictions, write_answers
+from funnel_tfm.training.run_record import write_run_record
 from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, cached_records, evaluate_checkpoints,
                                           model_config_and_init, shuffled_for_training, train_task, with_schedule)
 from funnel_tfm.training.loop import configure_devices
@@ -192,6 +193,9 @@ def run_squad(run: SquadRun, log: Callable[[str], None] | None = None) -> dict[s
     file_io.makedirs(run.model_dir)
     if run.do_train and chief:
         config.to_json(os.path.join(run.model_dir, NET_CONFIG))
+        write_run_record(run.model_dir, "squad", run.tokenizer_path, run.uncased, run.max_seq_length,
+                         max_query_length=run.max_query_length, doc_stride=run.doc_stride, use_decoder=True,
+                         conditional_end=run.conditional_end, use_answer_class=run.use_answer_class)
     if run.do_train:
         if not run.train_file:
             raise ValueError("--do_train needs --train_file")

@@ -35,6 +35,7 @@ from funnel_tfm.data.conll import ConllError, Sentence, label_list, tag_scheme, 
 from funnel_tfm.data.tokenization import Tokenizer
 from funnel_tfm.tasks.tagging import TaggingTask
 from funnel_tfm.tasks.tagging_metrics import entity_scores
+from funnel_tfm.training.run_record import write_run_record
 from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, best_checkpoint, cached_records,
                                           evaluate_checkpoints, model_config_and_init, predict_outputs,
                                           shuffled_for_training, train_task, with_schedule)
@@ -171,6 +172,8 @@ def run_tagger(run: TaggerRun, log: Callable[[str], None] | None = None) -> dict
         if chief:
             config.to_json(os.path.join(run.model_dir, NET_CONFIG))
             file_io.atomic_write_text(os.path.join(run.model_dir, LABELS_FILE), "\n".join(labels) + "\n")
+            write_run_record(run.model_dir, "tagging", run.tokenizer_path, run.uncased, run.max_seq_length,
+                             labels=list(labels), use_decoder=True)  # what `export` needs to serve this model
         log(f"{len(labels)} tags ({tag_scheme(splits['train'])}): {', '.join(labels)}")
         path, meta, _ = prepare_records(run, tokenizer, "train", splits["train"], labels, log, for_training=True)
         run = with_schedule(run, meta["num_examples"])

@@ -1,0 +1,94 @@
+"""`export_model`: one finetuned model_dir -> one export directory, written under a temporary name and renamed.
+
+    export_model("exp/cola", "saved_model", "serving/cola/1")              # raw text in, labels out
+    export_model("exp/cola", "keras", "out/cola_keras", checkpoint="latest")  # model.keras + vocabulary
+    export_model("exp/race", "hf", "out/race_hf")                          # FunnelForMultipleChoice
+    export_model("exp/squad", "hf", "out/squad_hf", backbone_only=True)    # FunnelModel (no HF class for the head)
+
+Every export holds `funnel_export.json` (task, labels, lengths, tokenizer file, source checkpoint and step) and
+a copy of the vocabulary, so `funnel_tfm.predict` and users need nothing from the training directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any
+
+from funnel_tfm import file_io
+from funnel_tfm.checkpoints.loading import export as export_checkpoint
+from funnel_tfm.checkpoints.loading import from_model
+from funnel_tfm.serving.formats import check_format
+from funnel_tfm.serving.saved_model import write_saved_model
+from funnel_tfm.serving.source import ExportError, FinetunedModel, load_finetuned
+
+EXPORT_RECORD = "funnel_export.json"
+KERAS_ARCHIVE = "model.keras"
+
+
+def _check_format(fmt: str, task: str | None, backbone_only: bool) -> None:
+    check_format(fmt)
+    if fmt == "hf" and task == "squad" and not backbone_only:
+        raise ExportError("--format=hf: transformers has no class for the original's SQuAD head (end logits "
+                          "conditioned on the start, and the answer-class logit); pass --backbone_only to export "
+                          "the finetuned backbone as FunnelModel, or use --format=keras")
+
+
+def _write_hf(finetuned: FinetunedModel, staging: str, backbone_only: bool) -> str:
+    view = finetuned.task.checkpoint_view()
+    if backbone_only:
+        view = from_model(view.model)
+    report = export_checkpoint(view, staging, to="hf", overwrite=True)  # staging exists: replaced whole
+    labels = finetuned.record.get("labels")
+    config_path = os.path.join(staging, "config.json")
+    with open(config_path) as handle:
+        values = json.load(handle)
+    if labels and "id2label" in values and len(labels) == len(values["id2label"]):  # the run's names, not LABEL_i
+        values["id2label"] = {str(i): name for i, name in enumerate(labels)}
+        values["label2id"] = {name: i for i, name in enumerate(labels)}
+        with open(config_path, "w") as handle:
+            json.dump(values, handle, indent=2, sort_keys=True)
+    return report.detail.removeprefix("transformers class ")
+
+
+def _metadata(finetuned: FinetunedModel, fmt: str, vocab_name: str, backbone_only: bool,
+              extra: dict[str, Any]) -> dict[str, Any]:
+    record = finetuned.record
+    keep = ("task", "labels", "regression", "text_pair", "max_seq_length", "uncased", "num_choices", "head_scope")
+    return {"format": fmt, **{key: record[key] for key in keep if key in record},
+            "task": "backbone" if backbone_only else record["task"], "tokenizer_file": vocab_name,
+            "source_model_dir": os.path.abspath(finetuned.model_dir), "checkpoint": finetuned.checkpoint,
+            "step": finetuned.step, **extra}
+
+
+def export_model(model_dir: str, fmt: str, export_dir: str, checkpoint: str = "best", overwrite: bool = False,
+                 backbone_only: bool = False, log=print) -> str:
+    """Exports `model_dir`'s `checkpoint` as `fmt` into `export_dir` (see the module docstring); returns the path.
+    Nothing is left at `export_dir` when anything fails."""
+    _check_format(fmt, None, backbone_only)
+    if os.path.exists(export_dir) and os.listdir(export_dir) and not overwrite:
+        raise ExportError(f"--export_dir={export_dir}: already exists and is not empty (pass --overwrite)")
+    finetuned = load_finetuned(model_dir, checkpoint)
+    _check_format(fmt, finetuned.record["task"], backbone_only)
+    if fmt == "saved_model" and backbone_only:
+        raise ExportError("--format=saved_model --backbone_only: a raw-text signature needs a task head; use "
+                          "--format=keras or --format=hf for the backbone")
+    vocab = finetuned.record["tokenizer_path"]
+    with file_io.atomic_directory(export_dir, overwrite=overwrite) as staging:
+        extra: dict[str, Any] = {}
+        if fmt == "saved_model":
+            extra = write_saved_model(finetuned, staging)
+        elif fmt == "keras":
+            model = finetuned.task.checkpoint_view().model if backbone_only else finetuned.task.model
+            model.save(os.path.join(staging, KERAS_ARCHIVE))
+            extra = {"file": KERAS_ARCHIVE}
+        else:
+            extra = {"transformers_class": _write_hf(finetuned, staging, backbone_only)}
+        vocab_name = os.path.basename(vocab)
+        file_io.makedirs(os.path.join(staging, "tokenizer"))
+        shutil.copyfile(vocab, os.path.join(staging, "tokenizer", vocab_name))
+        metadata = _metadata(finetuned, fmt, os.path.join("tokenizer", vocab_name), backbone_only, extra)
+        file_io.atomic_write_text(os.path.join(staging, EXPORT_RECORD), json.dumps(metadata, indent=2) + "\n")
+    log(f"exported {metadata['task']} (step {finetuned.step}, {finetuned.checkpoint}) as {fmt} to {export_dir}")
+    return export_dir
