@@ -1,13 +1,15 @@
 """`ModelConfig`: every setting of a Funnel-Transformer, in the original's terms.
 
 The keys are the 20 keys of the original `net_config.json` plus `truncate_seq` (a runtime flag in the
-original that changes the network) and `layer_norm_eps` (1e-8 in the original, 1e-9 in Hugging Face).
+original that changes the network), `layer_norm_eps` (1e-8 in the original, 1e-9 in Hugging Face) and the
+token mixer of each block (`block_mixers`, `use_fft`: the Funnel-Fourier hybrid, docs/fnet_semantics.md N8).
 
     config = ModelConfig(block_size="6_3x2_3x2", d_model=768, n_head=12, d_head=64, d_inner=3072)
     config.block_depths          # (6, 6, 6)
     config.block_lengths(512)    # (512, 256, 128)
     config.to_json("out/net_config.json")
     ModelConfig.from_json("out/net_config.json") == config   # True
+    named_config("B4F-4-4H768").block_mixer_list   # ("fourier", "attention", "attention")
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ ACTIVATIONS = ("gelu", "gelu_exact", "relu", "tanh")
 INITIALIZERS = ("truncated_normal", "normal", "uniform")
 ATTENTION_TYPES = ("factorized", "rel_shift", "null")
 POOLING_TYPES = ("mean", "max")
+MIXERS = ("attention", "fourier")
 # The absolute position table of `rel_attn_type="null"` has a fixed number of rows in the original.
 MAX_POSITIONS_NULL = 512
 
@@ -105,6 +108,10 @@ class ModelConfig:
     decoder_size: str = "2"
     truncate_seq: bool = True
     layer_norm_eps: float = 1e-8
+    # The hybrid (fnet semantics N8): one mixer for every block ("fourier") or one per block, joined by "_" like
+    # block_size ("fourier_attention_attention"); the decoder always attends. `use_fft` picks the Fourier path.
+    block_mixers: str = "attention"
+    use_fft: bool = True
 
     def __post_init__(self) -> None:
         self._validate()
@@ -129,7 +136,7 @@ class ModelConfig:
                              ("rel_attn_type", ATTENTION_TYPES), ("pooling_type", POOLING_TYPES)):
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key}: expected one of {', '.join(allowed)}; found {getattr(self, key)!r}")
-        for key in ("separate_cls", "pool_q_only", "truncate_seq"):
+        for key in ("separate_cls", "pool_q_only", "truncate_seq", "use_fft"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"{key}: expected true or false, found {getattr(self, key)!r}")
         if not isinstance(self.block_size, str) or not self.block_size:
@@ -141,9 +148,40 @@ class ModelConfig:
         if not isinstance(self.decoder_size, str):
             raise ConfigError(f"decoder_size: expected a string such as '2' or '0', found {self.decoder_size!r}")
         parse_depth(self.decoder_size, "decoder_size")
+        self._validate_mixers()
         if self.rel_attn_type != "null" and self.d_model % 2:
             raise ConfigError(f"d_model: relative attention splits d_model into sin and cos halves, so it must be "
                               f"even; found {self.d_model}")
+
+    def _validate_mixers(self) -> None:
+        if not isinstance(self.block_mixers, str) or not self.block_mixers:
+            raise ConfigError(f"block_mixers: expected a string such as 'attention' or 'fourier_attention_attention', "
+                              f"found {self.block_mixers!r}")
+        tokens = self.block_mixers.split("_")
+        for token in tokens:
+            if token not in MIXERS:
+                raise ConfigError(f"block_mixers: unknown mixer {token!r} in {self.block_mixers!r}; expected "
+                                  f"{' or '.join(MIXERS)}, one for all blocks or one per block joined by '_'")
+        n_block = len(self.block_size.split("_"))
+        if len(tokens) not in (1, n_block):
+            raise ConfigError(f"block_mixers: {self.block_mixers!r} names {len(tokens)} mixers but block_size "
+                              f"{self.block_size!r} has {n_block} blocks; give one mixer, or one per block")
+
+    # ----------------------------------------------------------------------------------------- mixers
+    @property
+    def block_mixer_list(self) -> tuple[str, ...]:
+        """The token mixer of each encoder block, e.g. ("fourier", "attention", "attention")."""
+        tokens = tuple(self.block_mixers.split("_"))
+        return tokens * self.n_block if len(tokens) == 1 else tokens
+
+    @property
+    def has_fourier(self) -> bool:
+        """True when some encoder block mixes tokens by Fourier transform (the hybrid)."""
+        return "fourier" in self.block_mixer_list
+
+    def param_layer_mixers(self) -> tuple[str, ...]:
+        """The mixer of each encoder parameter layer (`layer_k`), in order."""
+        return tuple(m for m, p in zip(self.block_mixer_list, self.block_param_sizes) for _ in range(p))
 
     # ----------------------------------------------------------------------------------------- depths
     @property
@@ -268,7 +306,11 @@ class ModelConfig:
                             n_head=int(self.n_head * width_shrink))
 
     def to_original_dict(self) -> dict[str, Any]:
-        """The 20 keys of the original `net_config.json`."""
+        """The 20 keys of the original `net_config.json`; a ConfigError for Fourier blocks, which it cannot say."""
+        if self.has_fourier:
+            raise ConfigError(f"block_mixers {self.block_mixers!r}: the original net_config.json has no token-mixer "
+                              f"key (every original layer attends), so a Fourier block cannot be written in the "
+                              f"original format; use this project's format (funnel_config.json)")
         return {key: getattr(self, key) for key in ORIGINAL_KEYS}
 
     def to_hf_dict(self) -> dict[str, Any]:
@@ -282,6 +324,8 @@ class ModelConfig:
             problems.append("rel_attn_type 'null'")
         if self.decoder_repeat != 1:
             problems.append(f"decoder_size {self.decoder_size!r} with repeats")
+        if self.has_fourier:
+            problems.append(f"block_mixers {self.block_mixers!r} (transformers' Funnel attends in every layer)")
         if problems:
             raise ConfigError("cannot express this config as a Hugging Face FunnelConfig: " + "; ".join(problems))
         return {
@@ -385,17 +429,43 @@ NAMED_CONFIGS: dict[str, ModelConfig] = {
 }
 
 
+# "B4F-4-4H768": the paper's naming, one depth token per block, with "F" marking a Fourier block (the hybrid).
+_MODEL_NAME = re.compile(r"^B(\d+(?:x\d+)?F?(?:-\d+(?:x\d+)?F?)*)H(\d+)$")
+
+
+def parse_model_name(name: str) -> ModelConfig | None:
+    """The config a paper-style name describes, or None when `name` is not one; "F" marks a Fourier block.
+
+        parse_model_name("B4F-4-4H768")   # B4-4-4H768 with block_mixers "fourier_attention_attention"
+    """
+    match = _MODEL_NAME.match(name)
+    if not match:
+        return None
+    d_model = int(match.group(2))
+    if d_model % 64:
+        raise ConfigError(f"model name {name!r}: H{d_model} must be a multiple of 64 (heads of width 64)")
+    tokens = match.group(1).split("-")
+    mixers = ["fourier" if token.endswith("F") else "attention" for token in tokens]
+    config = _sized("_".join(token.rstrip("F") for token in tokens), d_model)
+    return config.replace(block_mixers=mixers[0] if len(set(mixers)) == 1 else "_".join(mixers))
+
+
 def named_config(name: str) -> ModelConfig:
-    """One of NAMED_CONFIGS, e.g. named_config("B6-6-6H768")."""
-    if name not in NAMED_CONFIGS:
-        raise ConfigError(f"unknown model name {name!r}; known: {', '.join(NAMED_CONFIGS)}")
-    return NAMED_CONFIGS[name]
+    """One of NAMED_CONFIGS, e.g. named_config("B6-6-6H768"), or a paper-style name with Fourier blocks marked
+    "F" (fnet semantics N8), e.g. named_config("B4F-4-4H768")."""
+    if name in NAMED_CONFIGS:
+        return NAMED_CONFIGS[name]
+    config = parse_model_name(name)
+    if config is None:
+        raise ConfigError(f"unknown model name {name!r}; known: {', '.join(NAMED_CONFIGS)}, or B<blocks>H<d_model> "
+                          f"with an F after each Fourier block, e.g. B4F-4-4H768")
+    return config
 
 
 def load_config(path_or_name: str) -> ModelConfig:
     """A named config, a json file, or a directory holding config.json / net_config.json."""
-    if path_or_name in NAMED_CONFIGS:
-        return NAMED_CONFIGS[path_or_name]
+    if path_or_name in NAMED_CONFIGS or (not os.path.exists(path_or_name) and parse_model_name(path_or_name)):
+        return named_config(path_or_name)
     if os.path.isdir(path_or_name):
         for candidate in ("funnel_config.json", "net_config.json", "config.json", "net_config.pytorch.json"):
             full = os.path.join(path_or_name, candidate)

@@ -4,9 +4,13 @@
     config.to_hf_dict()                            # a transformers FNetConfig dict
     FNetConfig.from_json("google-fnet-base/config.json")
     named_fnet_config("FNet-Base")
+    FNetConfig(n_layer=12, num_attention_layers=2, attention_layout="top").attention_layers()   # (10, 11)
 
 Names follow the original (`d_emb` -> `d_embed` and `d_ff` -> `d_inner` as in ModelConfig, `num_layers` ->
 `n_layer`); `use_fft` picks the Fourier path (FFT or DFT matrices), which computes the same function.
+Hybrids (fnet semantics N9) keep the original's `num_attention_layers` and `attention_layout` (bottom, middle,
+mixed, top: which layers attend instead of mixing) and its attention settings (`num_heads` -> `n_head`,
+`mixing_dropout_rate` -> `attention_dropout`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,28 @@ from funnel_tfm import file_io
 # both originals), HF's "gelu" the erf form.
 from funnel_tfm.config import (_HF_ACTIVATION_TO_OURS, _OURS_ACTIVATION_TO_HF, ACTIVATIONS, ConfigError,
                                read_json_object)
+
+# The original's HybridAttentionLayout (configs/base.py): where attention sublayers replace Fourier ones.
+ATTENTION_LAYOUTS = ("bottom", "middle", "mixed", "top")
+
+
+def is_attention_layer(layer: int, n_layer: int, num_attention_layers: int, layout: str) -> bool:
+    """The original's `EncoderModel._is_attention_layer` rule (fnet semantics N9); 0 attention layers: none.
+
+        [is_attention_layer(i, 12, 2, "middle") for i in (4, 5, 6, 7)]   # [False, True, True, False]
+
+    "mixed" attends in every (n_layer // num_attention_layers)-th layer from layer 0, which is more layers than
+    asked when num_attention_layers does not divide n_layer (12 layers, 5 asked: 6 attend), as in the original.
+    """
+    if num_attention_layers == 0:
+        return False
+    if layout == "bottom":
+        return layer < num_attention_layers
+    if layout == "middle":
+        return n_layer - num_attention_layers <= 2 * layer < n_layer + num_attention_layers
+    if layout == "mixed":
+        return layer % (n_layer // num_attention_layers) == 0
+    return layer >= n_layer - num_attention_layers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +64,11 @@ class FNetConfig:
     init_std: float = 0.02
     layer_norm_eps: float = 1e-12
     use_fft: bool = True
+    # Hybrid attention layers (fnet semantics N9); the original's defaults (top, 0 layers, 12 heads, 0.1).
+    num_attention_layers: int = 0
+    attention_layout: str = "top"
+    n_head: int = 12
+    attention_dropout: float = 0.1
 
     def __post_init__(self) -> None:
         for key in ("vocab_size", "d_embed", "d_model", "d_inner", "n_layer", "max_seq_length", "type_vocab_size"):
@@ -54,6 +85,33 @@ class FNetConfig:
             raise ConfigError(f"ff_activation: expected one of {', '.join(ACTIVATIONS)}; found {self.ff_activation!r}")
         if not isinstance(self.use_fft, bool):
             raise ConfigError(f"use_fft: expected true or false, found {self.use_fft!r}")
+        self._validate_hybrid()
+
+    def _validate_hybrid(self) -> None:
+        count = self.num_attention_layers
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= self.n_layer:
+            raise ConfigError(f"num_attention_layers: expected an integer in [0, n_layer={self.n_layer}], "
+                              f"found {count!r}")
+        if self.attention_layout not in ATTENTION_LAYOUTS:
+            raise ConfigError(f"attention_layout: expected one of {', '.join(ATTENTION_LAYOUTS)}; found "
+                              f"{self.attention_layout!r}")
+        if isinstance(self.n_head, bool) or not isinstance(self.n_head, int) or self.n_head < 1:
+            raise ConfigError(f"n_head: expected a positive integer, found {self.n_head!r}")
+        rate = self.attention_dropout
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise ConfigError(f"attention_dropout: expected a rate in [0, 1), found {rate!r}")
+        if count and self.d_model % self.n_head:
+            raise ConfigError(f"n_head: the attention layers split d_model ({self.d_model}) into n_head heads, so "
+                              f"n_head must divide it; found {self.n_head}")
+
+    def attention_layers(self) -> tuple[int, ...]:
+        """Indices of the encoder layers that attend instead of mixing by Fourier transform (N9)."""
+        return tuple(i for i in range(self.n_layer)
+                     if is_attention_layer(i, self.n_layer, self.num_attention_layers, self.attention_layout))
+
+    @property
+    def is_hybrid(self) -> bool:
+        return bool(self.attention_layers())
 
     def check_length(self, seq_len: int) -> None:
         """Raises ConfigError unless 1 <= seq_len <= max_seq_length (the rows of the position table)."""
@@ -90,10 +148,15 @@ class FNetConfig:
         `tpu_short_seq_length` is set to max_seq_length: transformers' DFT path accepts only inputs of exactly
         that length, and the original always padded to max_seq_length.
         """
+        if self.is_hybrid:
+            raise ConfigError(f"cannot express this config as a Hugging Face FNetConfig: layers "
+                              f"{list(self.attention_layers())} attend (num_attention_layers "
+                              f"{self.num_attention_layers}), and transformers' FNet has only Fourier layers; save it "
+                              f"in this project's format: save_pretrained(path, format='keras')")
         if self.d_embed != self.d_model:
             raise ConfigError(f"cannot express this config as a Hugging Face FNetConfig: d_embed ({self.d_embed}) != "
                               f"d_model ({self.d_model}); transformers' FNet has one hidden_size for the embeddings, "
-                              f"the projection and the MLM transform")
+                              f"the projection and the MLM transform; save_pretrained(path, format='keras') keeps it")
         return {
             "model_type": "fnet",
             "vocab_size": self.vocab_size,

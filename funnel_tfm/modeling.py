@@ -12,6 +12,13 @@
     model.summary()
 
 Sequence lengths must be static (fixed-length batches); lengths the config cannot pool raise ConfigError.
+
+The hybrid (docs/fnet_semantics.md N8): `block_mixers` gives each encoder block attention or Fourier mixing,
+
+    FunnelTFM(named_config("B4F-4-4H768"))        # Fourier in the full-length block 0, attention after pooling
+    FunnelTFM(config.replace(block_mixers="fourier_attention_attention", use_fft=False))   # DFT matrices
+
+Fourier blocks mix pad tokens (no mask): train and serve such a model at one fixed padded length.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from funnel_tfm.layers.attention import AttentionInputs, FunnelLayer
 from funnel_tfm.layers.attention_structure import AttentionStructure
 from funnel_tfm.layers.core import EinsumDense, config_initializer
 from funnel_tfm.layers.embedding import FunnelEmbedding
+from funnel_tfm.layers.fourier_layer import FourierFunnelLayer
 
 
 def embedding_for(config: ModelConfig, **kwargs) -> FunnelEmbedding:
@@ -42,6 +50,17 @@ def funnel_layer_for(config: ModelConfig, **kwargs) -> FunnelLayer:
     return FunnelLayer(config.d_model, config.n_head, config.d_head, config.d_inner, config.ff_activation,
                        config.dropout, config.dropatt, config.dropact, config.layer_norm_eps,
                        config_initializer(config), relative=config.rel_attn_type != "null", **kwargs)
+
+
+def fourier_layer_for(config: ModelConfig, **kwargs) -> FourierFunnelLayer:
+    """One Fourier-mixing + FFN layer with the widths and rates of `config` (fnet semantics N8)."""
+    return FourierFunnelLayer(config.d_model, config.d_inner, config.ff_activation, config.dropout, config.dropact,
+                              config.layer_norm_eps, config_initializer(config), config.use_fft, **kwargs)
+
+
+def encoder_layer_for(config: ModelConfig, mixer: str, **kwargs) -> FunnelLayer | FourierFunnelLayer:
+    """The encoder layer of a block whose token mixer is `mixer` ("attention" or "fourier")."""
+    return fourier_layer_for(config, **kwargs) if mixer == "fourier" else funnel_layer_for(config, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="funnel_tfm")
@@ -68,8 +87,8 @@ class FunnelTFM(keras.Model):
         self.input_projection = (EinsumDense((config.d_embed,), (config.d_model,), config_initializer(config),
                                              name="input_projection", dtype=policy)
                                  if config.d_embed != config.d_model else None)
-        self.encoder_layers = [funnel_layer_for(config, name=f"layer_{i}", dtype=policy)
-                               for i in range(config.n_encoder_param_layers)]
+        self.encoder_layers = [encoder_layer_for(config, mixer, name=f"layer_{i}", dtype=policy)
+                               for i, mixer in enumerate(config.param_layer_mixers())]
         first_decoder = config.n_encoder_param_layers
         self.decoder_layers = ([funnel_layer_for(config, name=f"layer_{first_decoder + i}", dtype=policy)
                                 for i in range(config.decoder_param_size)] if use_decoder else [])
@@ -163,15 +182,20 @@ class FunnelTFM(keras.Model):
         first_inputs = block_inputs
 
         hiddens = []
+        mixers = config.block_mixer_list
         for block, param_index, _, sub_index in self.encoder_schedule():
             layer = self.encoder_layers[param_index]
+            fourier = mixers[block] == "fourier"
             if block > 0 and sub_index == 0:
                 pooled_stage = structure.pool_stage(stage, block, seq_len)
                 pooled_seg = None if seg is None else self._pool_ids(seg)
                 pooled_mask = self._pool_mask(mask)
                 pooled_hidden = pooling.pool_sequence(hidden, config.pooling_type, config.separate_cls,
                                                       config.truncate_seq, config.pooling_size)
-                if config.pool_q_only:  # pooled query attends to the unpooled keys of the previous block
+                if fourier:
+                    hidden = self._fourier_pooling_layer(layer, hidden, pooled_hidden, training)
+                    stage, seg, mask = pooled_stage, pooled_seg, pooled_mask
+                elif config.pool_q_only:  # pooled query attends to the unpooled keys of the previous block
                     inputs_ = structure.attention_inputs(cache, pooled_stage, stage, pooled_seg, seg, mask, training)
                     hidden = layer(pooled_hidden, hidden, hidden, inputs=inputs_, training=training)
                     stage, seg, mask = pooled_stage, pooled_seg, pooled_mask
@@ -179,7 +203,11 @@ class FunnelTFM(keras.Model):
                     stage, seg, mask = pooled_stage, pooled_seg, pooled_mask
                     inputs_ = structure.attention_inputs(cache, stage, stage, seg, seg, mask, training)
                     hidden = layer(pooled_hidden, pooled_hidden, pooled_hidden, inputs=inputs_, training=training)
-                block_inputs = structure.attention_inputs(cache, stage, stage, seg, seg, mask, training)
+                # A Fourier block needs no attention structure (no positions, segments or mask).
+                block_inputs = None if fourier else structure.attention_inputs(cache, stage, stage, seg, seg, mask,
+                                                                               training)
+            elif fourier:
+                hidden = layer(hidden, training=training)
             else:
                 hidden = layer(hidden, hidden, hidden, inputs=block_inputs, training=training)
             hiddens.append(hidden)
@@ -189,6 +217,17 @@ class FunnelTFM(keras.Model):
         if self.use_decoder:
             outputs["decoder_output"] = self.decode(hiddens, seq_len, first_inputs, training)
         return outputs
+
+    def _fourier_pooling_layer(self, layer: FourierFunnelLayer, hidden, pooled_hidden, training: bool):
+        """First layer of a pooled Fourier block (fnet semantics N8): the pooled residual gets, with pool_q_only,
+        the pooled mixing of the unpooled sequence (as attention's pooled query reads the unpooled keys), else the
+        mixing of the pooled sequence."""
+        if not self.config.pool_q_only:
+            return layer(pooled_hidden, training=training)
+        config = self.config
+        mixed = pooling.pool_sequence(layer.mix(hidden), config.pooling_type, config.separate_cls,
+                                      config.truncate_seq, config.pooling_size)
+        return layer(pooled_hidden, mixed=mixed, training=training)
 
     def _pool_ids(self, ids):
         config = self.config

@@ -4,7 +4,7 @@
     from funnel_tfm.modeling_fnet import FNet, FNetPreTrainingModel
 
     model = FNet(FNetConfig(d_embed=64, d_model=64, d_inner=128, n_layer=2, vocab_size=500, max_seq_length=128))
-    out = model({"token_ids": ids, "segment_ids": seg})   # padding_mask is accepted and ignored (see below)
+    out = model({"token_ids": ids, "segment_ids": seg})   # padding_mask: read only by hybrid attention layers
     out["embedding_output"]  # [B, L, D]  embedder output (after the projection)
     out["encoder_hiddens"]   # every encoder block's output, in order
     out["sequence_output"]   # [B, L, D]  the last one
@@ -16,6 +16,14 @@
 
 Fourier mixing has no mask: pad tokens are mixed like real ones, so pad every batch to the length the weights
 were trained with (the original: max_seq_length) and expect different numbers for other paddings.
+
+Hybrids (the original's layouts, fnet semantics N9): attention replaces Fourier mixing in some layers, which read
+`padding_mask` (1 = real token) as the original does. transformers cannot hold them, so they are saved in this
+project's format (fnet_config.json + model.safetensors under the original names):
+
+    model = FNet(config.replace(num_attention_layers=2, attention_layout="top", n_head=4))
+    model.save_pretrained("out/hybrid", format="keras")   # the default, "hf", refuses a hybrid
+    FNet.from_pretrained("out/hybrid")            # either format
 `segment_ids` are the original's type ids (0 for [CLS] and segment A, 1 for B, up to type_vocab_size - 1),
 used as given; absent, they are 0.
 """
@@ -28,7 +36,7 @@ import keras
 from keras import ops
 
 from funnel_tfm import file_io
-from funnel_tfm.checkpoints import hf_fnet
+from funnel_tfm.checkpoints import fnet_format, hf_fnet
 from funnel_tfm.checkpoints.assign import assign_by_name
 from funnel_tfm.checkpoints.loading import LoadReport
 from funnel_tfm.config import ConfigError
@@ -45,31 +53,48 @@ def _initializer(config: FNetConfig) -> keras.initializers.Initializer:
 
 
 class _HFCheckpointMixin:
-    """`from_pretrained` / `save_pretrained` through transformers' directory format and the original names."""
+    """`from_pretrained` / `save_pretrained` through transformers' directory format or this project's
+    (`checkpoints.fnet_format`: hybrids), both under the original names."""
 
     hf_architecture = hf_fnet.BASE_MODEL
+    SAVE_FORMATS = ("hf", "keras")
 
     @classmethod
     def from_pretrained(cls, path: str, use_fft: bool | None = None, dtype: Any = None) -> Any:
-        """A model with the weights of a transformers FNet directory; `model.load_report` says what was loaded.
+        """A model with the weights of a transformers FNet directory or one of ours (fnet_config.json);
+        `model.load_report` says what was loaded.
 
         use_fft: override the Fourier path of the config (both compute the same function).
         """
-        contents = hf_fnet.read_hf_fnet(path)
-        config = contents.config if use_fft is None else contents.config.replace(use_fft=use_fft)
+        if fnet_format.is_fnet_directory(path):
+            contents = fnet_format.read_fnet(path)
+            fnet_format.check_mixers(contents.config, contents.state, path)
+            config, state, skipped = contents.config, contents.state, {}
+        else:
+            contents = hf_fnet.read_hf_fnet(path)
+            config, state, skipped = contents.config, contents.state, dict(contents.skipped)
+        config = config if use_fft is None else config.replace(use_fft=use_fft)
         model = cls(config, dtype=dtype)
-        result = assign_by_name(model.weight_names(), contents.state, source=path)
-        skipped = dict(contents.skipped)
+        result = assign_by_name(model.weight_names(), state, source=path)
         skipped.update({name: f"{cls.__name__} has no place for it" for name in result.unused})
         model.load_report = LoadReport(loaded=result.assigned, skipped=skipped, missing=result.missing)
         return model
 
-    def save_pretrained(self, directory: str, overwrite: bool = False) -> None:
-        """Writes config.json + model.safetensors for transformers' FNetModel / FNetForPreTraining, atomically."""
+    def save_pretrained(self, directory: str, overwrite: bool = False, format: str = "hf") -> None:
+        """Writes the model atomically: "hf" (config.json + model.safetensors for transformers' FNetModel /
+        FNetForPreTraining; a CheckpointError for what transformers cannot express: a hybrid, d_embed != d_model)
+        or "keras" (ours: fnet_config.json + model.safetensors, any config).
+
+            model.save_pretrained("out/hybrid", format="keras")
+        """
+        if format not in self.SAVE_FORMATS:
+            raise CheckpointError(f"save_pretrained: unknown format {format!r}; expected "
+                                  f"{', '.join(self.SAVE_FORMATS)}")
         state = {name: keras.ops.convert_to_numpy(variable) for name, variable in self.weight_names().items()}
+        writer = hf_fnet.write_hf_fnet if format == "hf" else fnet_format.write_fnet
         try:
             with file_io.atomic_directory(directory, overwrite=overwrite) as staging:
-                hf_fnet.write_hf_fnet(staging, self.config, state, self.hf_architecture)
+                writer(staging, self.config, state, self.hf_architecture)
         except file_io.OutputExistsError as error:
             raise CheckpointError(str(error)) from None
 
@@ -87,9 +112,12 @@ class FNet(_HFCheckpointMixin, keras.Model):
         self.embedder = FNetEmbedding(config.vocab_size, config.d_embed, config.d_model, config.max_seq_length,
                                       config.type_vocab_size, config.layer_norm_eps, config.dropout, init,
                                       name="embedder", dtype=policy)
+        attending = set(config.attention_layers())
         self.encoder_blocks = [FNetEncoderBlock(i, config.d_model, config.d_inner, config.ff_activation,
                                                 config.dropout, config.layer_norm_eps, init, config.use_fft,
-                                                dtype=policy) for i in range(config.n_layer)]
+                                                attention_heads=config.n_head if i in attending else None,
+                                                attention_dropout=config.attention_dropout, dtype=policy)
+                               for i in range(config.n_layer)]
         self.pooler = EinsumDense((config.d_model,), (config.d_model,), init, activation="tanh", name="pooler",
                                   dtype=policy)
         self.built = True
@@ -117,9 +145,12 @@ class FNet(_HFCheckpointMixin, keras.Model):
         segment_ids = ops.zeros_like(token_ids, "int32") if segment_ids is None else ops.cast(segment_ids, "int32")
         hidden = self.embedder(token_ids, segment_ids, training=training)
         outputs = {"embedding_output": hidden}
+        # Only a hybrid's attention layers read the mask (fnet semantics N9); Fourier layers mix pads (N7).
+        padding_mask = inputs.get("padding_mask") if self.config.is_hybrid else None
+        padding_mask = None if padding_mask is None else ops.cast(padding_mask, "float32")
         hiddens = []
         for block in self.encoder_blocks:
-            hidden = block(hidden, training=training)
+            hidden = block(hidden, padding_mask, training=training)
             hiddens.append(hidden)
         outputs.update(encoder_hiddens=hiddens, sequence_output=hidden, pooled_output=self.pooler(hidden[:, 0]))
         return outputs

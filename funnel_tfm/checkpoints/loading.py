@@ -45,6 +45,8 @@ MODEL, GENERATOR = "model/", "generator/"
 _BACKBONE_SCOPES = ("input/", "encoder/", "decoder/", "sequnece_summary/")
 _OPTIONAL_BACKBONE = ("sequnece_summary/",)  # pretraining checkpoints have no pooled summary
 _LAYER_NAME = re.compile(r"^(encoder|decoder)/layer_(\d+)/")
+_QUERY_KERNEL = re.compile(r"^(encoder|decoder)/layer_\d+/rel_attn/q/kernel$")
+_MIXER_SCOPE = re.compile(r"^(encoder|decoder)/layer_(\d+)/(rel_attn|fourier)/")
 
 
 @dataclasses.dataclass
@@ -138,13 +140,35 @@ def _detect_heads(config: ModelConfig, names: dict[str, np.ndarray], model) -> t
 
 
 def _generator_config(config: ModelConfig, names: dict[str, np.ndarray], source: str) -> ModelConfig:
-    """The generator's width from its own weights (d_model, n_head, d_inner), the rest from the config."""
-    q = names.get("encoder/layer_0/rel_attn/q/kernel")
+    """The generator's width from its own weights (d_model, n_head, d_inner), the rest from the config.
+
+    n_head comes from the first attention layer's query kernel (a Fourier layer has none, fnet semantics N8); a
+    generator without attention layers keeps the discriminator's head width, d_head.
+    """
     ff = names.get("encoder/layer_0/ff/layer_1/kernel")
-    if q is None or ff is None or q.ndim != 3 or ff.ndim != 2:
+    queries = sorted((n for n in names if _QUERY_KERNEL.match(n)), key=_layer_order)
+    q = names[queries[0]] if queries else None
+    if ff is None or ff.ndim != 2 or (q is not None and q.ndim != 3) or (q is None and not config.has_fourier):
         raise CheckpointError(f"{source}: the generator/ weights lack generator/encoder/layer_0/rel_attn/q/kernel or "
                               f"ff/layer_1/kernel with the expected rank, so its width cannot be read")
-    return config.replace(d_model=int(q.shape[0]), n_head=int(q.shape[1]), d_inner=int(ff.shape[1]))
+    d_model = int(ff.shape[0])
+    n_head = int(q.shape[1]) if q is not None else max(1, d_model // config.d_head)
+    return config.replace(d_model=d_model, n_head=n_head, d_inner=int(ff.shape[1]))
+
+
+def _mixer_mismatches(names: dict[str, np.ndarray], config: ModelConfig, with_decoder: bool) -> list[str]:
+    """Layers whose weights in the checkpoint belong to the other token mixer than the config gives them
+    (attention weights `rel_attn/*` for a Fourier layer, `fourier/*` for an attention layer; fnet semantics N8)."""
+    mixers = dict(enumerate(config.param_layer_mixers()))
+    if with_decoder:
+        mixers.update({config.n_encoder_param_layers + j: "attention" for j in range(config.decoder_param_size)})
+    found: dict[int, str] = {}
+    for name in names:
+        match = _MIXER_SCOPE.match(name)
+        if match:
+            found[int(match.group(2))] = "attention" if match.group(3) == "rel_attn" else "fourier"
+    return [f"layer_{k} is {kind} in the checkpoint ({'rel_attn' if kind == 'attention' else 'fourier'}/* weights) "
+            f"but {mixers[k]} in the config" for k, kind in sorted(found.items()) if k in mixers and mixers[k] != kind]
 
 
 def _unexpected_layers(names: dict[str, np.ndarray], targets: dict[str, Any], with_decoder: bool) -> list[str]:
@@ -196,6 +220,11 @@ def build_checkpoint(config: ModelConfig, state: dict[str, np.ndarray], source: 
         if not name.startswith((MODEL, GENERATOR)):
             report.skipped[name] = "outside the model/ and generator/ scopes"
     with_decoder = any(n.startswith("decoder/") for n in core) if use_decoder is None else use_decoder
+    mismatches = _mixer_mismatches(core, config, with_decoder)
+    if mismatches:
+        raise CheckpointError(f"{source}: the checkpoint's token mixers do not match the config's block_mixers "
+                              f"{config.block_mixers!r} (block_size {config.block_size!r}): {'; '.join(mismatches)}. "
+                              f"Load it with the config it was saved with (its funnel_config.json)")
     model = backbone_cls(config, use_decoder=with_decoder, dtype=dtype)
     targets = model.weight_names()
     unexpected = [MODEL + name for name in _unexpected_layers(core, targets, with_decoder)]
@@ -225,7 +254,7 @@ def build_checkpoint(config: ModelConfig, state: dict[str, np.ndarray], source: 
     if unexpected:
         problems.append(f"{len(unexpected)} weight(s) that the config does not build (block_size "
                         f"{config.block_size!r}, decoder_size {config.decoder_size!r}, rel_attn_type "
-                        f"{config.rel_attn_type!r}): {_listing(unexpected)}")
+                        f"{config.rel_attn_type!r}, block_mixers {config.block_mixers!r}): {_listing(unexpected)}")
     if required:
         problems.append(f"{len(required)} required weight(s) missing from the checkpoint: {_listing(sorted(required))}")
     if problems:
@@ -344,6 +373,10 @@ def export(ckpt: FunnelCheckpoint, directory: str, to: str, overwrite: bool = Fa
     """
     if to not in FORMATS:
         raise CheckpointError(f"unknown output format {to!r}; expected one of {', '.join(FORMATS)}")
+    if to != "keras" and ckpt.config.has_fourier:
+        raise CheckpointError(f"{directory}: block_mixers {ckpt.config.block_mixers!r} has Fourier blocks, which the "
+                              f"{to!r} format cannot express (every layer of the original and of transformers' Funnel "
+                              f"attends); write to='keras' (funnel_config.json + model.safetensors)")
     state = ckpt.state()
     try:
         with file_io.atomic_directory(directory, overwrite=overwrite) as staging:

@@ -1,0 +1,74 @@
+"""This project's FNet directory: `fnet_config.json` + `model.safetensors` under the original f_net names.
+
+It holds what transformers' format cannot: hybrids with attention layers (fnet semantics N9) and d_embed != d_model
+(N2). Names are the Flax parameter paths of N5, plus `encoder/self_attention_{i}/{query,key,value,out}/{kernel,bias}`
+for a hybrid's attention layers (kernels [D, H, D/H] and [H, D/H, D], as Flax's DenseGeneral stores them).
+
+    write_fnet("staging", config, state, "FNetForPreTraining")
+    contents = read_fnet("out/hybrid")        # config, state by original name, architecture
+    check_mixers(config, contents.state, "out/hybrid")   # CheckpointError when a layer's mixer differs
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+
+import numpy as np
+
+from funnel_tfm.checkpoints.hf_format import read_safetensors
+from funnel_tfm.config import ConfigError
+from funnel_tfm.config_fnet import FNetConfig
+from funnel_tfm.errors import CheckpointError
+
+FNET_CONFIG = "fnet_config.json"
+FNET_WEIGHTS = "model.safetensors"
+_ATTENTION_NAME = re.compile(r"^encoder/self_attention_(\d+)/")
+
+
+@dataclasses.dataclass
+class FNetContents:
+    config: FNetConfig
+    state: dict[str, np.ndarray]   # original name -> float32 array
+    architecture: str              # "FNetModel" or "FNetForPreTraining": what wrote it
+
+
+def is_fnet_directory(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, FNET_CONFIG))
+
+
+def write_fnet(directory: str, config: FNetConfig, state: dict[str, np.ndarray], architecture: str) -> None:
+    """Writes fnet_config.json + model.safetensors into an existing (staging) directory."""
+    from safetensors.numpy import save_file
+    config.to_json(os.path.join(directory, FNET_CONFIG))
+    arrays = {name: np.ascontiguousarray(np.asarray(value, np.float32)) for name, value in state.items()}
+    save_file(arrays, os.path.join(directory, FNET_WEIGHTS),
+              metadata={"format": "funnel_tfm_fnet", "architecture": architecture})
+
+
+def read_fnet(directory: str) -> FNetContents:
+    """Reads a directory written by `write_fnet`; CheckpointError names the file for anything unreadable."""
+    config_path, weights = os.path.join(directory, FNET_CONFIG), os.path.join(directory, FNET_WEIGHTS)
+    try:
+        config = FNetConfig.from_json(config_path)
+    except ConfigError as error:
+        raise CheckpointError(str(error)) from None
+    if not os.path.exists(weights):
+        raise CheckpointError(f"{directory}: no {FNET_WEIGHTS} next to {FNET_CONFIG}")
+    state, metadata = read_safetensors(weights)
+    return FNetContents(config=config, state=state, architecture=metadata.get("architecture", "FNetModel"))
+
+
+def check_mixers(config: FNetConfig, state: dict[str, np.ndarray], source: str) -> None:
+    """Raises CheckpointError when the checkpoint's attention layers are not the config's (N9): attention
+    weights for a Fourier layer, or none for an attention layer."""
+    attending = set(config.attention_layers())
+    found = {int(m.group(1)) for m in map(_ATTENTION_NAME.match, state) if m}
+    if found == attending or not any(name.startswith("encoder/") for name in state):
+        return
+    raise CheckpointError(
+        f"{source}: the checkpoint has attention weights (encoder/self_attention_*) in layers {sorted(found)}, but "
+        f"the config (num_attention_layers {config.num_attention_layers}, attention_layout "
+        f"{config.attention_layout!r}) makes layers {sorted(attending)} attend; load it with the config it was "
+        f"saved with")
