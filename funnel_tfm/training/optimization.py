@@ -169,7 +169,33 @@ class AdamW(tf.Module):
         """Replica context: sums `grads` over replicas, unscales, clips, and updates unless non-finite.
 
         Returns {"grad_norm": pre-clip global norm, "finite": bool, "learning_rate": lr} (replica-identical).
+        The update runs in cross-replica context (`merge_call`), one compiled pass per variable.
         """
+        grads, stats = self._prepare(grads)
+        tf.distribute.get_replica_context().merge_call(
+            self._update, args=(grads, stats["finite"], stats["learning_rate"]))
+        return stats
+
+    def apply_gradients_in_place(self, grads: list[tf.Tensor | None]) -> dict[str, tf.Tensor]:
+        """`apply_gradients` for one replica whose variables are not mirrored (one device, no strategy): the
+        whole update as plain assignments, with no `merge_call`, so that the caller can compile the gradients
+        and the update into ONE XLA program (`Trainer` does). Same arithmetic, same return value."""
+        if tf.distribute.get_replica_context().num_replicas_in_sync != 1:
+            raise ValueError("apply_gradients_in_place needs a single replica; use apply_gradients")
+        grads, stats = self._prepare(grads)
+        finite, factor = stats["finite"], self._bias_correction()
+        for name, variable, m, v, grad in zip(self.names, self.variables_, self.m, self.v, grads):
+            new_value, new_m, new_v = self._adam_math(variable.read_value(), m.read_value(), v.read_value(), grad,
+                                                      finite, stats["learning_rate"] * self.lr_multipliers[name]
+                                                      * factor, self.decayed[name])
+            m.assign(new_m)
+            v.assign(new_v)
+            variable.assign(new_value)
+        self._count(finite)
+        return stats
+
+    def _prepare(self, grads: list[tf.Tensor | None]) -> tuple[list[tf.Tensor], dict[str, tf.Tensor]]:
+        """Replica context: float32 dense gradients summed over replicas, unscaled and clipped, and the stats."""
         grads = [tf.zeros(v.shape, tf.float32) if g is None else tf.cast(tf.convert_to_tensor(g), tf.float32)
                  for g, v in zip(grads, self.variables_)]
         context = tf.distribute.get_replica_context()
@@ -183,25 +209,29 @@ class AdamW(tf.Module):
         if self.clip_norm > 0:
             factor = self.clip_norm / tf.maximum(grad_norm, self.clip_norm)
             grads = [g * factor for g in grads]
-        learning_rate = self.current_learning_rate()
-        context.merge_call(self._update, args=(grads, finite, learning_rate))
-        return {"grad_norm": grad_norm, "finite": finite, "learning_rate": learning_rate}
+        return grads, {"grad_norm": grad_norm, "finite": finite, "learning_rate": self.current_learning_rate()}
+
+    def _bias_correction(self) -> tf.Tensor:
+        """Adam's bias correction of update number `iterations + 1` (1 without `adam_correction`)."""
+        if not self.adam_correction:
+            return tf.constant(1.0)
+        step = tf.cast(self.iterations + 1, tf.float32)
+        return tf.sqrt(1.0 - self.beta2 ** step) / (1.0 - self.beta1 ** step)
+
+    def _count(self, finite: tf.Tensor) -> None:
+        """An applied update advances `iterations`; a skipped one `skipped` (and halves the loss scale)."""
+        self.iterations.assign_add(tf.cast(finite, tf.int64))
+        self.skipped.assign_add(1 - tf.cast(finite, tf.int64))
+        if self.loss_scale is not None:
+            self.loss_scale.update(finite)
 
     def _update(self, strategy: tf.distribute.Strategy, grads, finite, learning_rate) -> None:
-        step = tf.cast(self.iterations + 1, tf.float32)
-        if self.adam_correction:
-            correction = tf.sqrt(1.0 - self.beta2 ** step) / (1.0 - self.beta1 ** step)
-        else:
-            correction = tf.constant(1.0)
+        correction = self._bias_correction()
         for name, variable, m, v, grad in zip(self.names, self.variables_, self.m, self.v, grads):
             strategy.extended.update(variable, self._update_one, group=False,
                                      args=(m, v, grad, finite, learning_rate,
                                            self.lr_multipliers[name] * correction, self.decayed[name]))
-        first = strategy.experimental_local_results(finite)[0]
-        self.iterations.assign_add(tf.cast(first, tf.int64))
-        self.skipped.assign_add(1 - tf.cast(first, tf.int64))
-        if self.loss_scale is not None:
-            self.loss_scale.update(first)
+        self._count(strategy.experimental_local_results(finite)[0])
 
     def _update_one(self, variable, m, v, grad, finite, learning_rate, factor, decayed: bool) -> None:
         new_value, new_m, new_v = self._new_values(variable.read_value(), m.read_value(), v.read_value(), grad,

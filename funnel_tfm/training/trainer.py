@@ -15,6 +15,13 @@ semantics of `optimization.py`, and exact resumption of the input position (fit'
 the epoch and step but not the position inside a tf.data stream) all need it. The loop is the standard
 `tf.distribute` one (`strategy.run` inside a `tf.function`, several steps per call, XLA for the model), so
 one-device, Mirrored, MultiWorkerMirrored and TPU strategies run the same code.
+
+What is compiled (with `jit_compile`): on one device (`OneDeviceStrategy`) the whole replica step, i.e.
+forward, backward, micro-batch accumulation, loss unscaling, clipping, the non-finite skip, the AdamW update and
+the loss-scale update, is ONE XLA program per step (`AdamW.apply_gradients_in_place`). With several replicas
+the gradients are one XLA program per replica, the all-reduce runs between them (collectives cannot sit inside a
+`jit_compile` function under Mirrored / MultiWorkerMirrored strategies), and the update is one compiled pass per
+variable in cross-replica context; under TPUStrategy the TPU compiler takes the whole replica step anyway.
 """
 
 from __future__ import annotations
@@ -32,11 +39,13 @@ class Trainer:
     def __init__(self, strategy: tf.distribute.Strategy, task: Task, optimizer: AdamW,
                  global_batch_size: int, seed: int = 0, jit_compile: bool = True,
                  gradient_hook: Callable[[list[tf.Tensor], tf.Tensor], list[tf.Tensor]] | None = None,
-                 accumulation_steps: int = 1) -> None:
+                 accumulation_steps: int = 1, fused_update: bool | None = None) -> None:
         """Create under `strategy.scope()`. `gradient_hook(grads, step)` may rewrite this replica's gradients
         before the all-reduce (fault injection in tests, e.g. a NaN at one step). `accumulation_steps` > 1
         splits each replica's batch into that many micro-batches, one forward and backward pass each, and
-        applies their summed gradients once: the update of the whole batch, in the memory of one micro-batch."""
+        applies their summed gradients once: the update of the whole batch, in the memory of one micro-batch.
+        `fused_update` (default: where the strategy allows it, i.e. one device) compiles gradients and update
+        into one program; False keeps them apart (the multi-replica path), e.g. to compare the two."""
         if global_batch_size % strategy.num_replicas_in_sync:
             raise ValueError(f"global batch {global_batch_size} is not divisible by the "
                              f"{strategy.num_replicas_in_sync} replicas")
@@ -50,7 +59,13 @@ class Trainer:
         self.gradient_hook = gradient_hook
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
                                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        can_fuse = isinstance(strategy, tf.distribute.OneDeviceStrategy)
+        if fused_update and not can_fuse:
+            raise ValueError(f"fused_update needs OneDeviceStrategy; {type(strategy).__name__} updates mirrored "
+                             "variables in cross-replica context")
+        self.fused_update = can_fuse if fused_update is None else fused_update
         self._gradients = tf.function(self._compute_gradients, jit_compile=jit_compile)
+        self._fused_step = tf.function(self._gradients_and_update, jit_compile=jit_compile)
         self._run = tf.function(self._run_steps)
 
     def current_step(self) -> int:
@@ -68,12 +83,12 @@ class Trainer:
             scaled = loss * loss_scale.scale if loss_scale is not None else loss
         return tape.gradient(scaled, self.variables), sums
 
-    def _accumulated_gradients(self, batch, extras, local_batch: int):
+    def _accumulated_gradients(self, batch, extras, local_batch: int, gradients: Callable):
         """The gradients and metric sums of this replica's batch, computed `accumulation_steps` micro-batches at a
-        time. The loss of each is its sum over the global batch's count (`Task.loss`), so the gradients add up to
-        the batch's exactly."""
+        time by `gradients(batch, extras)`. The loss of each is its sum over the global batch's count
+        (`Task.loss`), so the gradients add up to the batch's exactly."""
         if self.accumulation_steps == 1:
-            return self._gradients(batch, extras)
+            return gradients(batch, extras)
         size = local_batch // self.accumulation_steps
         grads, sums = None, None
         for index in range(self.accumulation_steps):
@@ -81,7 +96,7 @@ class Trainer:
             micro = {key: value[part] for key, value in batch.items()}
             micro_extras = {key: value[part] if value.shape.rank and value.shape[0] == local_batch else value
                             for key, value in extras.items()}
-            part_grads, part_sums = self._gradients(micro, micro_extras)
+            part_grads, part_sums = gradients(micro, micro_extras)
             # Dense sums: an embedding's gradient comes as IndexedSlices, which do not add up in place.
             part_grads = [None if g is None else tf.convert_to_tensor(g) for g in part_grads]
             if grads is None:
@@ -99,15 +114,26 @@ class Trainer:
         # Outside the compiled function: what the task needs from the replica context (seeds, all-reduces).
         extras = self.task.step_inputs(batch, step, self.seed, context.replica_id_in_sync_group,
                                        context.num_replicas_in_sync, local_batch)
-        grads, sums = self._accumulated_gradients(batch, extras, local_batch)
-        if self.gradient_hook is not None:
-            grads = self.gradient_hook(grads, step)
-        stats = self.optimizer.apply_gradients(grads)
+        if self.fused_update:
+            sums, stats = self._fused_step(batch, extras, step)
+        else:
+            grads, sums = self._accumulated_gradients(batch, extras, local_batch, self._gradients)
+            if self.gradient_hook is not None:
+                grads = self.gradient_hook(grads, step)
+            stats = self.optimizer.apply_gradients(grads)
         share = 1.0 / context.num_replicas_in_sync  # replica-identical values: their sum over replicas is one
         sums = dict(sums)
         sums["grad_norm"] = (stats["grad_norm"] * share, tf.constant(share))
         sums["learning_rate"] = (stats["learning_rate"] * share, tf.constant(share))
         return sums
+
+    def _gradients_and_update(self, batch, extras, step):
+        """One device: the gradients (accumulated), the hook and the update, compiled together."""
+        local_batch = self.global_batch_size
+        grads, sums = self._accumulated_gradients(batch, extras, local_batch, self._compute_gradients)
+        if self.gradient_hook is not None:
+            grads = self.gradient_hook(grads, step)
+        return sums, self.optimizer.apply_gradients_in_place(grads)
 
     def _one_step(self, iterator):
         sums = self.strategy.run(self._replica_step, args=(next(iterator), self.step.read_value()))
