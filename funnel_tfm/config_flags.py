@@ -2,6 +2,11 @@
 
     from funnel_tfm import config_flags
     config = config_flags.config_from_flags(FLAGS.model_config)   # --d_model=256 etc. override the base
+    config_flags.config_from_flags("FNet-Base")                    # an FNetConfig (--d_model etc. apply too)
+
+A --model_config that names an FNet config (FNet-Base, an FNet json, a directory with fnet_config.json or a
+transformers FNet config.json) gives an FNetConfig; the flags of keys that FNetConfig shares with ModelConfig
+(d_model, d_embed, d_inner, vocab_size, dropout, n_head, ...) override it, any other key is an error.
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ import dataclasses
 
 from absl import flags
 
-from funnel_tfm.config import ModelConfig, load_config
+from funnel_tfm.config import ConfigError, ModelConfig
+from funnel_tfm.config_fnet import FNetConfig, load_any_config
 
 _FIELD_FLAGS = {}
 for _field in dataclasses.fields(ModelConfig):
@@ -30,15 +36,21 @@ def overrides() -> dict:
     return {name: flag.value for name, flag in _FIELD_FLAGS.items() if flag.value is not None}
 
 
-def custom_config(config_path: str | None, changes: dict) -> ModelConfig | None:
-    """`config_path` (a named config, json or directory) with `changes`, or the defaults with `changes`;
-    None when neither is given."""
+def custom_config(config_path: str | None, changes: dict) -> ModelConfig | FNetConfig | None:
+    """`config_path` (a named config, json or directory; Funnel or FNet) with `changes`, or the Funnel defaults
+    with `changes`; None when neither is given."""
     changes = {k: v for k, v in changes.items() if v is not None}
     if not config_path and not changes:
         return None
-    base = load_config(config_path) if config_path else ModelConfig()
+    base = load_any_config(config_path) if config_path else ModelConfig()
+    if isinstance(base, FNetConfig):
+        foreign = sorted(set(changes) - {field.name for field in dataclasses.fields(FNetConfig)})
+        if foreign:
+            raise ConfigError(f"--model_config={config_path} is an FNet config, which has no key(s) "
+                              f"{', '.join(foreign)}; drop --{' --'.join(foreign)} or change the config json")
+        return FNetConfig.from_dict({**base.to_dict(), **changes}, "flags")
     return ModelConfig.from_dict({**base.to_dict(), **changes}, "flags")
 
 
-def config_from_flags(config_path: str | None) -> ModelConfig | None:
+def config_from_flags(config_path: str | None) -> ModelConfig | FNetConfig | None:
     return custom_config(config_path, overrides())

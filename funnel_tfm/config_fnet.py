@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import Any
 
 from funnel_tfm import file_io
 # One table of activation names for both architectures: HF's "gelu_new" is the tanh form ("gelu" here and in
 # both originals), HF's "gelu" the erf form.
 from funnel_tfm.config import (_HF_ACTIVATION_TO_OURS, _OURS_ACTIVATION_TO_HF, ACTIVATIONS, ConfigError,
-                               read_json_object)
+                               ModelConfig, load_config, read_json_object)
 
 # The original's HybridAttentionLayout (configs/base.py): where attention sublayers replace Fourier ones.
 ATTENTION_LAYOUTS = ("bottom", "middle", "mixed", "top")
@@ -108,6 +109,16 @@ class FNetConfig:
         """Indices of the encoder layers that attend instead of mixing by Fourier transform (N9)."""
         return tuple(i for i in range(self.n_layer)
                      if is_attention_layer(i, self.n_layer, self.num_attention_layers, self.attention_layout))
+
+    # The task heads (layers/head_factories.py) read a config's initializer as (init, init_std, init_range); FNet
+    # draws every kernel from N(0, init_std) (fnet semantics N1), so an FNet backbone's heads do too.
+    @property
+    def init(self) -> str:
+        return "normal"
+
+    @property
+    def init_range(self) -> float:
+        return 0.0  # unused by the "normal" initializer
 
     @property
     def is_hybrid(self) -> bool:
@@ -220,3 +231,32 @@ def named_fnet_config(name: str) -> FNetConfig:
     if name not in NAMED_FNET_CONFIGS:
         raise ConfigError(f"unknown FNet model name {name!r}; known: {', '.join(NAMED_FNET_CONFIGS)}")
     return NAMED_FNET_CONFIGS[name]
+
+
+FNET_CONFIG_FILE = "fnet_config.json"  # this project's FNet directory (checkpoints/fnet_format.py)
+
+
+def is_fnet_config_values(values: dict[str, Any]) -> bool:
+    """An FNet config json: transformers' (`model_type` "fnet") or ours (FNetConfig keys: `n_layer`, which a
+    Funnel config, with its `block_size`, never has)."""
+    return values.get("model_type") == "fnet" or ("n_layer" in values and "block_size" not in values)
+
+
+def load_any_config(path_or_name: str) -> ModelConfig | FNetConfig:
+    """A Funnel config (`load_config`: named, paper-style name, json, directory) or an FNet one: a name of
+    NAMED_FNET_CONFIGS, an FNet json (`is_fnet_config_values`), or a directory holding fnet_config.json or a
+    transformers FNet config.json.
+
+        load_any_config("FNet-Base"), load_any_config("B4F-4-4H768"), load_any_config("runs/fnet/export")
+    """
+    if path_or_name in NAMED_FNET_CONFIGS:
+        return NAMED_FNET_CONFIGS[path_or_name]
+    path = path_or_name
+    if os.path.isdir(path):
+        for candidate in (FNET_CONFIG_FILE, "config.json", "net_config.json"):
+            if os.path.isfile(os.path.join(path, candidate)):
+                path = os.path.join(path, candidate)
+                break
+    if os.path.isfile(path) and is_fnet_config_values(read_json_object(path)):
+        return FNetConfig.from_json(path)
+    return load_config(path_or_name)

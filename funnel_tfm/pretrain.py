@@ -12,6 +12,15 @@ original ELECTRA checkpoint continues with its generator and, with --init_global
 global_step). At the end the backbone (with heads and generator) is exported to --model_dir/export, readable
 by FunnelTFM.from_pretrained.
 
+FNet: an FNet --model_config (FNet-Base, FNet-Large, an FNet json or a directory with fnet_config.json or a
+transformers FNet config.json) trains FNet with --loss_type=mlm or FNet's own --loss_type=mlm_nsp (masked LM +
+next-sentence prediction on the records' A/B pairs); the export is an FNetForPreTraining directory
+(--export_format=hf: transformers; keras: fnet_config.json + model.safetensors, hybrids too).
+
+    python -m funnel_tfm.pretrain --record_dir=records --tokenizer_path=vocab.txt --model_dir=run_fnet \
+        --model_config=FNet-Base --vocab_size=30522 --loss_type=mlm_nsp --seq_len=512 --num_predict=80 \
+        --export_format=hf
+
 The original's command lines run too (`funnel_tfm.legacy_flags`): --use_tpu, --use_bfloat16,
 --num_core_per_host, --model_config_path, --tokenizer_type, ... map onto the flags above.
 """
@@ -45,7 +54,8 @@ flags.DEFINE_enum("input_sharding", "files", ["files", "global_batch"],
 # Model and objective.
 flags.DEFINE_string("model_config", "", "Named config (e.g. B4-4-4H768), a config json, or a directory with one; "
                                         "per-key flags (--d_model=...) override it.")
-flags.DEFINE_string("loss_type", "mlm", "mlm or electra (any case).")
+flags.DEFINE_string("loss_type", "mlm", "mlm or electra (Funnel configs, hybrids included); mlm or mlm_nsp "
+                                        "(FNet configs: masked LM + next-sentence prediction); any case.")
 flags.DEFINE_float("width_shrink", 0.25, "ELECTRA generator width relative to the discriminator.")
 flags.DEFINE_float("disc_coeff", 50.0, "ELECTRA discriminator loss weight.")
 flags.DEFINE_string("init_checkpoint", None, "Start from this checkpoint (original, Hugging Face or ours).")
@@ -82,8 +92,8 @@ def _check_flags() -> None:
         _error("missing " + ", ".join(f"--{name}" for name in missing))
     if FLAGS.seq_len <= 0:
         _error("--seq_len must be the (positive) sequence length of the records")
-    if FLAGS.loss_type.lower() not in ("mlm", "electra"):
-        _error(f"--loss_type={FLAGS.loss_type}: expected mlm or electra")
+    if FLAGS.loss_type.lower() not in ("mlm", "electra", "mlm_nsp"):
+        _error(f"--loss_type={FLAGS.loss_type}: expected mlm, electra (Funnel) or mlm_nsp (FNet)")
     import tensorflow as tf
     for directory in FLAGS.record_dir:
         if not tf.io.gfile.isdir(directory):

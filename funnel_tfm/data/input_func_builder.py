@@ -12,7 +12,10 @@ or `single_token` (ELECTRA), the remainder filled with single tokens, then 80% [
 Batch fields: `token_ids` (masked), `origin_ids`, `segment_ids`, `padding_mask` (1 = real token),
 `mlm_padding_mask` (also 0 at [MASK]: the original's MLM attention ignores masked keys, semantics P2), `is_target` [L],
 `target_positions` [K] (ascending, 0 in padding slots), `target` [K], `target_weights` [K] (1 = real slot),
-`target_mapping` [K, L] (one-hot rows).
+`target_mapping` [K, L] (one-hot rows). With `next_sentence=True` (FNet's MLM + NSP), also
+`next_sentence_label` (int32 scalar): 0 when segment B continues A, 1 when B is a random span, the BERT / transformers
+convention, made from the record's `label` (1 = continuation, create_pretrain_data's split, semantics D3); records
+without a `label` cannot feed it (`records_have_next_sentence_label`).
 """
 
 from __future__ import annotations
@@ -77,6 +80,15 @@ def first_record_ids(files: list[str], seq_len: int) -> "np.ndarray":
     raise FileNotFoundError(f"{files[0]}: empty record file")
 
 
+def records_have_next_sentence_label(files: list[str]) -> bool:
+    """Whether the first record of the first file holds the `label` [1] of the A/B split (semantics D3/D4)."""
+    for serialized in tf.data.TFRecordDataset(files[:1]).take(1):
+        example = tf.train.Example.FromString(serialized.numpy())
+        label = example.features.feature.get("label")
+        return label is not None and len(label.int64_list.value) == 1
+    raise FileNotFoundError(f"{files[0]}: empty record file")
+
+
 def _span_lengths(seed, count: int, min_len: int, max_len: int) -> tf.Tensor:
     lengths = tf.range(min_len, max_len + 1, dtype=tf.float32)
     logits = tf.math.log(1.0 / (lengths + 1.0))[None]
@@ -118,7 +130,8 @@ def _fill_single_tokens(ids, is_target, excluded, num_predict: int, seed) -> tf.
 
 
 def make_example_fn(seq_len: int, num_predict: int, ids_: MaskingIds, sample_strategy: str = "single_token",
-                    stride: int = 1, truncate_seq: bool = False, leak_ratio: float = 0.1, rand_ratio: float = 0.1):
+                    stride: int = 1, truncate_seq: bool = False, leak_ratio: float = 0.1, rand_ratio: float = 0.1,
+                    next_sentence: bool = False):
     """(serialized record, seed [2]) -> masked example dict; see the module docstring."""
     if sample_strategy not in SAMPLE_STRATEGIES:
         raise ValueError(f"sample_strategy {sample_strategy!r}; expected one of {', '.join(SAMPLE_STRATEGIES)}")
@@ -126,6 +139,8 @@ def make_example_fn(seq_len: int, num_predict: int, ids_: MaskingIds, sample_str
         raise ValueError(f"num_predict must be in (0, seq_len - 3) = (0, {seq_len - 3}), got {num_predict}")
     spec = {"input": tf.io.FixedLenFeature([seq_len], tf.int64), "seg_id": tf.io.FixedLenFeature([seq_len], tf.int64),
             "boundary": tf.io.VarLenFeature(tf.int64)}
+    if next_sentence:
+        spec["label"] = tf.io.FixedLenFeature([1], tf.int64)
 
     def example_fn(serialized, seed):
         features = tf.io.parse_single_example(serialized, spec)
@@ -165,6 +180,8 @@ def make_example_fn(seq_len: int, num_predict: int, ids_: MaskingIds, sample_str
         for key in ("target_positions", "target", "target_weights"):  # static shapes: XLA compiles once
             example[key] = tf.ensure_shape(example[key], [num_predict])
         example["target_mapping"] = tf.ensure_shape(example["target_mapping"], [num_predict, seq_len])
+        if next_sentence:  # the record's 1 = "B continues A" becomes NSP class 0 (see the module docstring)
+            example["next_sentence_label"] = 1 - tf.cast(features["label"][0], tf.int32)
         return example
 
     return example_fn
@@ -177,7 +194,7 @@ def pretrain_input_fn(record_dirs: list[str], seq_len: int, batch_size: int, num
                       special: MaskingIds, sample_strategy: str = "single_token", uncased: bool = True,
                       split: str = "train", num_passes: int = 1, seed: int = 0, stride: int = 1,
                       truncate_seq: bool = False, shuffle_buffer: int = 20480, repeat: bool = True,
-                      start_step: int = 0, sharding: str = "files"):
+                      start_step: int = 0, sharding: str = "files", next_sentence: bool = False):
     """A `fn(input_context) -> tf.data.Dataset` for `strategy.distribute_datasets_from_function`.
 
     `batch_size` is per replica. `sharding="files"`: each input pipeline reads `files[i::n]` (every n-th record
@@ -192,7 +209,8 @@ def pretrain_input_fn(record_dirs: list[str], seq_len: int, batch_size: int, num
     if sharding not in SHARDINGS:
         raise ValueError(f"sharding {sharding!r}; expected one of {', '.join(SHARDINGS)}")
     files, _ = record_files(record_dirs, split, seq_len, uncased, num_passes)
-    example_fn = make_example_fn(seq_len, num_predict, special, sample_strategy, stride, truncate_seq)
+    example_fn = make_example_fn(seq_len, num_predict, special, sample_strategy, stride, truncate_seq,
+                                 next_sentence=next_sentence)
 
     def dataset_fn(input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
         pipelines = input_context.num_input_pipelines if input_context else 1

@@ -79,9 +79,10 @@ class Task:
 
 
 def hidden_states(backbone: Any, inputs: dict[str, Any], training: bool) -> Any:
-    """The backbone's full-length output: the decoder's when it has one, else the last encoder layer."""
+    """The backbone's full-length output: the decoder's when it has one, else the last encoder layer (an FNet
+    backbone has no decoder)."""
     out = backbone(inputs, training=training)
-    return out["decoder_output"] if backbone.use_decoder else out["sequence_output"]
+    return out["decoder_output"] if getattr(backbone, "use_decoder", False) else out["sequence_output"]
 
 
 def lm_cross_entropy(head: Any, hidden: tf.Tensor, batch: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:

@@ -20,9 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from funnel_tfm.checkpoints.loading import FunnelCheckpoint, from_model
-from funnel_tfm.config import ModelConfig
 from funnel_tfm.layers import head_factories
-from funnel_tfm.modeling import FunnelTFM
+from funnel_tfm.tasks.backbones import AnyConfig, build_backbone, config_from_dict
 from funnel_tfm.tasks.base import Task
 
 MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
@@ -32,12 +31,12 @@ MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
 class ClassifierModel(keras.Model):
     """Encoder (scope `model`) + pooled summary + `ClassificationHead` (scope `scope`); float32 logits."""
 
-    def __init__(self, config: ModelConfig | dict, n_class: int, scope: str = "cls", **kwargs) -> None:
+    def __init__(self, config: AnyConfig | dict, n_class: int, scope: str = "cls", **kwargs) -> None:
         super().__init__(**kwargs)
-        config = ModelConfig.from_dict(config) if isinstance(config, dict) else config
+        config = config_from_dict(config)
         self.config, self.n_class, self.scope = config, n_class, scope
         policy = self.dtype_policy
-        self.backbone = FunnelTFM(config, use_decoder=False, name="model", dtype=policy)
+        self.backbone = build_backbone(config, use_decoder=False, name="model", dtype=policy)
         self.head = head_factories.classification_head(config, n_class, scope=scope, dtype=policy)
         self.built = True
 
@@ -57,7 +56,7 @@ class ClassificationTask(Task):
         self.model, self.regression = model, regression
 
     @classmethod
-    def build(cls, config: ModelConfig, n_class: int, scope: str = "cls", dtype: Any = None) -> "ClassificationTask":
+    def build(cls, config: AnyConfig, n_class: int, scope: str = "cls", dtype: Any = None) -> "ClassificationTask":
         """Fresh weights (`n_class = 1`: regression); create under `strategy.scope()` to distribute them."""
         return cls(ClassifierModel(config, n_class, scope, name="classifier", dtype=dtype), regression=n_class == 1)
 

@@ -17,9 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from funnel_tfm.checkpoints.loading import FunnelCheckpoint, from_model
-from funnel_tfm.config import ModelConfig
 from funnel_tfm.layers import head_factories
-from funnel_tfm.modeling import FunnelTFM
+from funnel_tfm.tasks.backbones import AnyConfig, build_backbone, config_from_dict
 from funnel_tfm.tasks.base import Task
 from funnel_tfm.tasks.classification import MODEL_INPUTS, softmax_cross_entropy_numpy
 
@@ -28,12 +27,12 @@ from funnel_tfm.tasks.classification import MODEL_INPUTS, softmax_cross_entropy_
 class MultipleChoiceModel(keras.Model):
     """Encoder (scope `model`) + pooled summary + `MultipleChoiceHead` (scope `scope`); logits [B, choices]."""
 
-    def __init__(self, config: ModelConfig | dict, num_choices: int = 4, scope: str = "race", **kwargs) -> None:
+    def __init__(self, config: AnyConfig | dict, num_choices: int = 4, scope: str = "race", **kwargs) -> None:
         super().__init__(**kwargs)
-        config = ModelConfig.from_dict(config) if isinstance(config, dict) else config
+        config = config_from_dict(config)
         self.config, self.num_choices, self.scope = config, num_choices, scope
         policy = self.dtype_policy
-        self.backbone = FunnelTFM(config, use_decoder=False, name="model", dtype=policy)
+        self.backbone = build_backbone(config, use_decoder=False, name="model", dtype=policy)
         self.head = head_factories.multiple_choice_head(config, scope=scope, dtype=policy)
         self.built = True
 
@@ -55,7 +54,7 @@ class MultipleChoiceTask(Task):
         self.model = model
 
     @classmethod
-    def build(cls, config: ModelConfig, num_choices: int = 4, scope: str = "race",
+    def build(cls, config: AnyConfig, num_choices: int = 4, scope: str = "race",
               dtype: Any = None) -> "MultipleChoiceTask":
         return cls(MultipleChoiceModel(config, num_choices, scope, name="multiple_choice", dtype=dtype))
 

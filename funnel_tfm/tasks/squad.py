@@ -19,9 +19,8 @@ import keras
 import tensorflow as tf
 
 from funnel_tfm.checkpoints.loading import FunnelCheckpoint, from_model
-from funnel_tfm.config import ModelConfig
 from funnel_tfm.layers import head_factories
-from funnel_tfm.modeling import FunnelTFM
+from funnel_tfm.tasks.backbones import AnyConfig, build_backbone, config_from_dict, full_length_output
 from funnel_tfm.tasks.base import Task
 from funnel_tfm.tasks.classification import MODEL_INPUTS
 
@@ -33,20 +32,21 @@ class QuestionAnsweringModel(keras.Model):
     """Encoder + decoder (scope `model`) + `SquadHead`. With `start_positions` in the inputs the end is
     conditioned on them (training); without, the model returns the top-k beams (inference)."""
 
-    def __init__(self, config: ModelConfig | dict, conditional_end: bool = True, use_answer_class: bool = True,
+    def __init__(self, config: AnyConfig | dict, conditional_end: bool = True, use_answer_class: bool = True,
                  use_masked_loss: bool = True, start_n_top: int = 5, end_n_top: int = 5, **kwargs) -> None:
         super().__init__(**kwargs)
-        config = ModelConfig.from_dict(config) if isinstance(config, dict) else config
+        config = config_from_dict(config)
         self.config, self.use_masked_loss, self.scope = config, use_masked_loss, SQUAD_SCOPE
         self.head_settings = {"conditional_end": conditional_end, "use_answer_class": use_answer_class,
                               "start_n_top": start_n_top, "end_n_top": end_n_top}
         policy = self.dtype_policy
-        self.backbone = FunnelTFM(config, use_decoder=True, name="model", dtype=policy)
+        self.backbone = build_backbone(config, use_decoder=True, name="model", dtype=policy)
         self.head = head_factories.squad_head(config, name=SQUAD_SCOPE, dtype=policy, **self.head_settings)
         self.built = True
 
     def call(self, inputs: dict[str, Any], training: bool = False) -> dict[str, Any]:
-        hidden = self.backbone({key: inputs[key] for key in MODEL_INPUTS}, training=training)["decoder_output"]
+        outputs = self.backbone({key: inputs[key] for key in MODEL_INPUTS}, training=training)
+        hidden = full_length_output(self.backbone, outputs)  # the decoder's, or FNet's last layer (full length)
         p_mask = inputs["p_mask"] if self.use_masked_loss else keras.ops.zeros_like(inputs["p_mask"])
         return self.head(hidden, p_mask, inputs["cls_index"], start_positions=inputs.get("start_positions"),
                          training=training)
@@ -64,7 +64,7 @@ class SquadTask(Task):
         self.model, self.ans_loss_weight, self.cls_loss_weight = model, ans_loss_weight, cls_loss_weight
 
     @classmethod
-    def build(cls, config: ModelConfig, conditional_end: bool = True, use_answer_class: bool = True,
+    def build(cls, config: AnyConfig, conditional_end: bool = True, use_answer_class: bool = True,
               use_masked_loss: bool = True, start_n_top: int = 5, end_n_top: int = 5, ans_loss_weight: float = 0.5,
               cls_loss_weight: float = 0.5, dtype: Any = None) -> "SquadTask":
         """Fresh weights; create under `strategy.scope()` to distribute them."""

@@ -24,9 +24,9 @@ import numpy as np
 import tensorflow as tf
 
 from funnel_tfm.checkpoints.loading import FunnelCheckpoint, from_model
-from funnel_tfm.config import ModelConfig
 from funnel_tfm.layers import head_factories
-from funnel_tfm.modeling import FunnelTFM
+from funnel_tfm.tasks.backbones import (FNET_POOLER_SCOPE, AnyConfig, build_backbone, config_from_dict,
+                                       full_length_output)
 from funnel_tfm.tasks.base import SUMMARY_SCOPE, Task
 from funnel_tfm.tasks.classification import MODEL_INPUTS, softmax_cross_entropy_numpy
 
@@ -35,18 +35,19 @@ from funnel_tfm.tasks.classification import MODEL_INPUTS, softmax_cross_entropy_
 class TaggerModel(keras.Model):
     """Encoder + decoder (scope `model`) + `TokenClassificationHead` (scope `tagger`); float32 logits [B, L, n]."""
 
-    def __init__(self, config: ModelConfig | dict, n_tags: int, **kwargs) -> None:
+    def __init__(self, config: AnyConfig | dict, n_tags: int, **kwargs) -> None:
         super().__init__(**kwargs)
-        config = ModelConfig.from_dict(config) if isinstance(config, dict) else config
+        config = config_from_dict(config)
         self.config, self.n_tags = config, n_tags
         policy = self.dtype_policy
-        self.backbone = FunnelTFM(config, use_decoder=True, name="model", dtype=policy)
+        self.backbone = build_backbone(config, use_decoder=True, name="model", dtype=policy)
         self.head = head_factories.token_classification_head(config, n_tags, dtype=policy)
         self.scope = self.head.scope
         self.built = True
 
     def call(self, inputs: dict[str, Any], training: bool = False):
-        hidden = self.backbone({key: inputs[key] for key in MODEL_INPUTS}, training=training)["decoder_output"]
+        outputs = self.backbone({key: inputs[key] for key in MODEL_INPUTS}, training=training)
+        hidden = full_length_output(self.backbone, outputs)  # the decoder's, or FNet's last layer (full length)
         return self.head(hidden, training=training)
 
     def get_config(self) -> dict[str, Any]:
@@ -61,7 +62,7 @@ class TaggingTask(Task):
         self.model = model
 
     @classmethod
-    def build(cls, config: ModelConfig, n_tags: int, dtype: Any = None) -> "TaggingTask":
+    def build(cls, config: AnyConfig, n_tags: int, dtype: Any = None) -> "TaggingTask":
         """Fresh weights; create under `strategy.scope()` to distribute them."""
         return cls(TaggerModel(config, n_tags, name="tagger_model", dtype=dtype))
 
@@ -71,7 +72,8 @@ class TaggingTask(Task):
     def checkpoint_view(self) -> FunnelCheckpoint:
         view = from_model(self.model.backbone, {self.model.scope: self.model.head})
         # The pooled summary is not on the tagger's path: not trained, not exported.
-        view.report.missing = [name for name in view.named_variables() if name.startswith(SUMMARY_SCOPE)]
+        view.report.missing = [name for name in view.named_variables()
+                               if name.startswith((SUMMARY_SCOPE, FNET_POOLER_SCOPE))]
         return view
 
     def step_inputs(self, batch, step, seed, replica_id, num_replicas, local_batch):

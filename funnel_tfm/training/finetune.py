@@ -8,6 +8,10 @@
 `run` is a job's settings object (`ClassifierRun`, `RaceRun`, ...): they share the original's flag names
 (`train_batch_size`, `train_steps`, `model_dir`, `eval_split`, `eval_all_ckpt`, `retain_best`, ...). A job
 supplies only what is its own: the input streams and `score(outputs, step) -> {"loss", metrics..., "main"}`.
+
+The backbone may be FNet (an FNet --model_config or --init_checkpoint: a transformers FNet directory, ours, or an
+FNet pretraining run). FNet and Fourier blocks mix pad tokens, so such a model is trained and used at one padded
+length: `model_config_and_init` refuses a --max_seq_length other than the one `run_record.json` holds from training.
 """
 
 from __future__ import annotations
@@ -21,16 +25,20 @@ import numpy as np
 import tensorflow as tf
 
 from funnel_tfm import file_io
-from funnel_tfm.checkpoints.loading import FunnelCheckpoint, export
-from funnel_tfm.config import ModelConfig, load_config
+from funnel_tfm.checkpoints.loading import FunnelCheckpoint
+from funnel_tfm.config import ModelConfig
+from funnel_tfm.config_fnet import FNET_CONFIG_FILE, FNetConfig, load_any_config
 from funnel_tfm.modeling import FunnelTFM
 from funnel_tfm.tasks import build_pretraining_task
+from funnel_tfm.tasks.backbones import (check_length, export_view, is_fnet_checkpoint, load_fnet_checkpoint,
+                                       mixes_padding)
 from funnel_tfm.errors import CheckpointError
 from funnel_tfm.tasks.base import Task
 from funnel_tfm.training.checkpointing import TrainingCheckpoints
 from funnel_tfm.training.evaluation import CheckpointEvaluator, mark_done, saved_checkpoints, watch_checkpoints
 from funnel_tfm.training.loop import TrainingSettings, build_optimizer, initialize_from, train_loop
 from funnel_tfm.training.pretrain_job import PRETRAIN_CONFIG, PRETRAIN_OBJECTIVE
+from funnel_tfm.training.run_record import RUN_RECORD
 from funnel_tfm.training.strategy import is_chief
 from funnel_tfm.training.summaries import write_scalars
 from funnel_tfm.training.trainer import Trainer
@@ -47,7 +55,7 @@ class FinetuneRun(TrainingSettings):
     model_dir: str
     tokenizer_path: str
     uncased: bool = True
-    model_config: ModelConfig | None = None   # None: the init checkpoint's config
+    model_config: ModelConfig | FNetConfig | None = None   # None: the init checkpoint's config
     init_checkpoint: str | None = None
     init_global_vars: bool = False
     max_seq_length: int = 128
@@ -111,29 +119,59 @@ def cached_records(path: str, settings: dict[str, Any], overwrite: bool, write: 
 
 def load_init_checkpoint(path: str, use_decoder: bool = False) -> FunnelCheckpoint:
     """What --init_checkpoint names: any checkpoint `convert` reads, or a pretraining --model_dir (its export,
-    else its latest training checkpoint, read through the pretraining task it was written by). `use_decoder`:
-    build the decoder too (SQuAD and tagging read the full-length output); its weights come when present."""
+    else its latest training checkpoint, read through the pretraining task it was written by), Funnel or FNet
+    (a transformers FNet directory, ours, an FNet pretraining run). `use_decoder`: build the decoder too (SQuAD
+    and tagging read the full-length output); its weights come when present. FNet has no decoder."""
     export_dir = os.path.join(path, "export")
     if os.path.isdir(export_dir):
-        return FunnelTFM.load_checkpoint(export_dir, use_decoder=use_decoder)
+        return _load_exported(export_dir, use_decoder)
     checkpoints = saved_checkpoints(path)
     objective = os.path.join(path, PRETRAIN_OBJECTIVE)
     if checkpoints and file_io.exists(objective):
         with file_io.open_file(objective) as handle:
             settings = json.load(handle)
-        task = build_pretraining_task(load_config(os.path.join(path, PRETRAIN_CONFIG)), settings["loss_type"],
-                                      settings["width_shrink"], settings["disc_coeff"])
+        fnet_config = os.path.join(path, FNET_CONFIG_FILE)  # an FNet pretraining run writes its config there
+        config = load_any_config(fnet_config if file_io.exists(fnet_config) else os.path.join(path, PRETRAIN_CONFIG))
+        task = build_pretraining_task(config, settings["loss_type"], settings["width_shrink"], settings["disc_coeff"])
         tf.train.Checkpoint(**task.trackables()).read(checkpoints[-1][1]).expect_partial()
         return task.checkpoint_view()
     if checkpoints and not file_io.exists(os.path.join(path, "funnel_config.json")):
         raise CheckpointError(f"{path}: training checkpoints, but neither an export nor {PRETRAIN_OBJECTIVE} (the "
                               f"settings of the pretraining run that wrote them)")
+    return _load_exported(path, use_decoder)
+
+
+def _load_exported(path: str, use_decoder: bool) -> FunnelCheckpoint:
+    """A checkpoint directory: FNet's (transformers' or ours) or any format `convert` reads."""
+    if is_fnet_checkpoint(path):
+        return load_fnet_checkpoint(path)
     return FunnelTFM.load_checkpoint(path, use_decoder=use_decoder)
 
 
-def model_config_and_init(run: FinetuneRun, vocab_size: int,
-                          use_decoder: bool = False) -> tuple[ModelConfig, FunnelCheckpoint | None]:
-    """The model's config (--model_config, else the init checkpoint's, else model_dir's) and the init checkpoint."""
+def check_training_length(run: Any, config: ModelConfig | FNetConfig) -> None:
+    """A ValueError when a model that mixes pad tokens (FNet, Fourier blocks) would be used at another
+    --max_seq_length than it was trained at (model_dir/run_record.json).
+
+    An error, not a warning: such a model's outputs for the real tokens change with the padded length (fnet
+    semantics N7), so scores at another length are quietly wrong, and the fix (the training length) is known.
+    Attention-only Funnels mask pads and may be used at any length the config pools.
+    """
+    path = os.path.join(run.model_dir, RUN_RECORD)
+    if not mixes_padding(config) or not file_io.exists(path):
+        return
+    with file_io.open_file(path) as handle:
+        trained = json.load(handle).get("max_seq_length")
+    if trained is not None and int(trained) != run.max_seq_length:
+        raise ValueError(f"--max_seq_length={run.max_seq_length}, but {path} says this model was trained at "
+                         f"max_seq_length {trained}: its token mixing is a Fourier transform over every position, "
+                         f"pads included, so its outputs hold only at the padded length it was trained with; pass "
+                         f"--max_seq_length={trained}")
+
+
+def model_config_and_init(run: FinetuneRun, vocab_size: int, use_decoder: bool = False
+                          ) -> tuple[ModelConfig | FNetConfig, FunnelCheckpoint | None]:
+    """The model's config (--model_config, else the init checkpoint's, else model_dir's) and the init checkpoint;
+    errors for a length the config cannot take or (`check_training_length`) was not trained at."""
     init = load_init_checkpoint(run.init_checkpoint, use_decoder) if run.init_checkpoint else None
     if run.model_config is not None:
         config = run.model_config
@@ -143,11 +181,12 @@ def model_config_and_init(run: FinetuneRun, vocab_size: int,
     elif init is not None:
         config = init.config
     elif file_io.exists(os.path.join(run.model_dir, NET_CONFIG)):
-        config = load_config(os.path.join(run.model_dir, NET_CONFIG))  # an evaluation of an earlier training run
+        config = load_any_config(os.path.join(run.model_dir, NET_CONFIG))  # an evaluation of an earlier training run
     else:
         raise ValueError("no model: give --init_checkpoint or --model_config (or a --model_dir that holds the "
                          f"{NET_CONFIG} of a training run)")
-    config.block_lengths(run.max_seq_length)  # a ConfigError that states the rule
+    check_length(config, run.max_seq_length)  # a ConfigError that states the rule
+    check_training_length(run, config)
     if config.vocab_size != vocab_size:
         raise ValueError(f"the model's vocab_size is {config.vocab_size} but {run.tokenizer_path} has "
                          f"{vocab_size} tokens")
@@ -253,8 +292,8 @@ def retain_best(run: Any, task: Task, evaluator: CheckpointEvaluator, best: dict
     """Keeps (and exports) the best checkpoint; deletes the other evaluated ones unless `run.retain_all`."""
     evaluator.restore(best["path"])
     export_dir = os.path.join(run.model_dir, "export")
-    export(task.checkpoint_view(), export_dir, to="keras", overwrite=True)
-    log(f"exported the best checkpoint (step {best['step']}) to {export_dir}")
+    written = export_view(task.checkpoint_view(), export_dir)
+    log(f"exported the best checkpoint (step {best['step']}, {written}) to {export_dir}")
     if run.retain_all:
         return
     # The latest checkpoint stays too: a training process may still resume from it.

@@ -8,6 +8,10 @@ A restarted job resumes from the latest checkpoint in `model_dir` (weights, opti
 dropout RNG and input position). `init_checkpoint` starts a new run from any checkpoint `convert` reads (a
 FULL original ELECTRA checkpoint continues with its generator and, with `init_global_vars`, its Adam slots
 and global_step). At the end the backbone (with heads and generator) is exported to `model_dir/export`.
+
+An FNet `model_config` (FNetConfig: FNet-Base, an FNet json) trains FNet with `loss_type` "mlm" or "mlm_nsp"
+(FNet's MLM + next-sentence prediction, `tasks/fnet_pretraining.py`); its export is an FNetForPreTraining
+directory: transformers' format (`export_format="hf"`) or ours (`"keras"`: fnet_config.json, hybrids too).
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ import tensorflow as tf
 from funnel_tfm import file_io
 from funnel_tfm.checkpoints.loading import export
 from funnel_tfm.config import ModelConfig, load_config
-from funnel_tfm.data.input_func_builder import MaskingIds, first_record_ids, pretrain_input_fn, record_files
+from funnel_tfm.config_fnet import FNET_CONFIG_FILE, FNetConfig
+from funnel_tfm.data.input_func_builder import (MaskingIds, first_record_ids, pretrain_input_fn, record_files,
+                                                records_have_next_sentence_label)
 from funnel_tfm.data.tokenization import Tokenizer
 from funnel_tfm.modeling import FunnelTFM
 from funnel_tfm.tasks import build_pretraining_task
+from funnel_tfm.tasks.backbones import check_length, is_fnet, is_fnet_checkpoint, load_fnet_checkpoint
 from funnel_tfm.training.checkpointing import TrainingCheckpoints
 from funnel_tfm.training.loop import TrainingSettings, build_optimizer, configure_devices, initialize_from, train_loop
 from funnel_tfm.training.strategy import is_chief, make_strategy
@@ -44,7 +51,7 @@ class PretrainRun(TrainingSettings):
     seq_len: int
     num_predict: int
     model_dir: str
-    model_config: ModelConfig | None = None   # None: the init checkpoint's config, else B4-4-4H768
+    model_config: ModelConfig | FNetConfig | None = None   # None: the init checkpoint's config, else B4-4-4H768
     uncased: bool = True
     sample_strategy: str = "single_token"
     num_passes: int = 1
@@ -62,7 +69,7 @@ class PretrainRun(TrainingSettings):
     export_format: str = "keras"
 
 
-def _model_config(run: PretrainRun, init) -> ModelConfig:
+def _model_config(run: PretrainRun, init) -> ModelConfig | FNetConfig:
     """--model_config (with per-key overrides), else the config of --init_checkpoint, else B4-4-4H768."""
     if run.model_config is not None:
         return run.model_config
@@ -72,7 +79,7 @@ def _model_config(run: PretrainRun, init) -> ModelConfig:
 def _format_progress(run: PretrainRun, step: int, means: dict, tokens_per_second: float) -> str:
     short = {"generator_loss": "gen", "generator_accuracy": "gen_acc", "discriminator_loss": "disc",
              "discriminator_accuracy": "disc_acc", "mlm_loss": None, "mlm_accuracy": "acc", "loss": "loss",
-             "replaced_recall": None, "real_ratio": None}
+             "replaced_recall": None, "real_ratio": None, "nsp_loss": "nsp", "nsp_accuracy": "nsp_acc"}
     cells = [f"step {step:>7d}/{run.train_steps}"]
     for key, label in short.items():
         if label and key in means:
@@ -82,15 +89,50 @@ def _format_progress(run: PretrainRun, step: int, means: dict, tokens_per_second
     return " | ".join(cells)
 
 
-def pretraining_input_fn(run: PretrainRun, config: ModelConfig, special: MaskingIds, per_replica_batch: int,
-                         start_step: int = 0):
+def pretraining_input_fn(run: PretrainRun, config: ModelConfig | FNetConfig, special: MaskingIds,
+                         per_replica_batch: int, start_step: int = 0):
     """The input pipeline for `config`: with `truncate_seq` and `separate_cls`, the last `pooling_size **
     (n_block - 1)` tokens of each example become [SEP] [PAD]... so that the truncated pooling keeps the real
-    tokens (semantics D5; the original hard-coded a pooling size of 2 here, we use the config's)."""
+    tokens (semantics D5; the original hard-coded a pooling size of 2 here, we use the config's). FNet pools
+    nothing (stride 1); with --loss_type=mlm_nsp the batches carry `next_sentence_label`."""
+    fnet = is_fnet(config)
     return pretrain_input_fn(run.record_dir, run.seq_len, per_replica_batch, run.num_predict, special,
                              run.sample_strategy, run.uncased, num_passes=run.num_passes, seed=run.seed,
-                             stride=config.total_stride, truncate_seq=config.truncate_seq and config.separate_cls,
-                             shuffle_buffer=run.shuffle_buffer, start_step=start_step, sharding=run.input_sharding)
+                             stride=1 if fnet else config.total_stride,
+                             truncate_seq=not fnet and config.truncate_seq and config.separate_cls,
+                             shuffle_buffer=run.shuffle_buffer, start_step=start_step, sharding=run.input_sharding,
+                             next_sentence=run.loss_type.lower() == "mlm_nsp")
+
+
+def _load_init(path: str):
+    """--init_checkpoint: an FNet directory (transformers' or ours) or any checkpoint `convert` reads."""
+    return load_fnet_checkpoint(path) if is_fnet_checkpoint(path) else FunnelTFM.load_checkpoint(path)
+
+
+def _check_fnet_run(run: PretrainRun, config: FNetConfig, files: list[str]) -> None:
+    """What an FNet run needs before any work: an export format FNet has, NSP labels in the records."""
+    if run.export_format == "original":
+        raise ValueError("--export_format=original is the original Funnel's TF1 format; an FNet config exports as "
+                         "hf (transformers' FNetForPreTraining) or keras (fnet_config.json + model.safetensors)")
+    if run.export_format == "hf":
+        config.to_hf_dict()  # a ConfigError now, not after training, for what transformers cannot hold
+    if run.loss_type.lower() == "mlm_nsp" and not records_have_next_sentence_label(files):
+        raise ValueError(f"{files[0]}: no `label` feature (is B the next segment?), which --loss_type=mlm_nsp "
+                         f"trains on; write the records with this project's create_pretrain_data")
+
+
+def _export(run: PretrainRun, task, optimizer, log) -> None:
+    """The trained model to `model_dir/export` in `export_format` (original: with the Adam slots)."""
+    export_dir = os.path.join(run.model_dir, "export")
+    if is_fnet(task.model.config):
+        task.model.save_pretrained(export_dir, overwrite=True, format=run.export_format)
+        untrained = "" if task.next_sentence else " (loss_type mlm: the pooler and NSP head are untrained)"
+        log(f"exported FNetForPreTraining ({run.export_format}) to {export_dir}{untrained}")
+        return
+    view = task.checkpoint_view()
+    view.optimizer_state = optimizer.slot_state() if run.export_format == "original" else {}
+    report = export(view, export_dir, to=run.export_format, overwrite=True)
+    log(f"exported {report.written} weights ({run.export_format}) to {export_dir}")
 
 
 def run_pretraining(run: PretrainRun) -> int:
@@ -100,9 +142,9 @@ def run_pretraining(run: PretrainRun) -> int:
     strategy = make_strategy(run.strategy, run.tpu)
     tokenizer = Tokenizer.from_file(run.tokenizer_path, uncased=run.uncased)
     special = MaskingIds.from_tokenizer(tokenizer)
-    init = FunnelTFM.load_checkpoint(run.init_checkpoint) if run.init_checkpoint else None
+    init = _load_init(run.init_checkpoint) if run.init_checkpoint else None
     config = _model_config(run, init)
-    config.block_lengths(run.seq_len)  # a ConfigError that states the rule
+    check_length(config, run.seq_len)  # a ConfigError that states the rule
     if config.vocab_size != tokenizer.vocab_size:
         raise ValueError(f"the model's vocab_size is {config.vocab_size} but {run.tokenizer_path} has "
                          f"{tokenizer.vocab_size} tokens (pass --vocab_size={tokenizer.vocab_size} or another config)")
@@ -111,6 +153,8 @@ def run_pretraining(run: PretrainRun) -> int:
     if largest >= config.vocab_size:
         raise ValueError(f"{files[0]} holds token id {largest}, but the model's vocab_size is {config.vocab_size}: "
                          f"the records were written with another vocabulary")
+    if is_fnet(config):
+        _check_fnet_run(run, config, files)
 
     replicas = strategy.num_replicas_in_sync
     if run.train_batch_size % replicas:
@@ -125,9 +169,10 @@ def run_pretraining(run: PretrainRun) -> int:
                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     chief = is_chief(strategy)
     if chief:  # what a finetuning run needs to read this directory's training checkpoints before the export
-        config.to_json(os.path.join(run.model_dir, PRETRAIN_CONFIG))
+        config.to_json(os.path.join(run.model_dir, FNET_CONFIG_FILE if is_fnet(config) else PRETRAIN_CONFIG))
         file_io.atomic_write_text(os.path.join(run.model_dir, PRETRAIN_OBJECTIVE), json.dumps(
-            {"loss_type": run.loss_type.lower(), "width_shrink": run.width_shrink, "disc_coeff": run.disc_coeff}))
+            {"loss_type": run.loss_type.lower(), "width_shrink": run.width_shrink, "disc_coeff": run.disc_coeff,
+             "seq_len": run.seq_len}))
     # input_offset: steps not read from these records (those of a continued original run)
     saver = TrainingCheckpoints(trainer, run.model_dir, max_to_keep=run.max_save or None,  # 0: keep all
                                 extra={"input_offset": input_offset})
@@ -153,9 +198,5 @@ def run_pretraining(run: PretrainRun) -> int:
                chief=chief, log=log, throughput_unit="tokens")
 
     if chief:
-        view = task.checkpoint_view()
-        view.optimizer_state = optimizer.slot_state() if run.export_format == "original" else {}
-        export_dir = os.path.join(run.model_dir, "export")
-        report = export(view, export_dir, to=run.export_format, overwrite=True)
-        log(f"exported {report.written} weights ({run.export_format}) to {export_dir}")
+        _export(run, task, optimizer, log)
     return 0

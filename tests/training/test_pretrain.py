@@ -178,7 +178,7 @@ def test_continue_from_a_full_original_checkpoint(tmp_path, records, one_device_
     ({"record_dir": "/nonexistent/records"}, "--record_dir=/nonexistent/records does not exist"),
     ({"seq_len": 128}, "no meta.train.pass-*.seq-128.uncased.json*"),
     ({"vocab_size": 1000}, "vocab_size is 1000 but"),
-    ({"loss_type": "bert"}, "--loss_type=bert: expected mlm or electra"),
+    ({"loss_type": "bert"}, "--loss_type=bert: expected mlm, electra (Funnel) or mlm_nsp (FNet)"),
 ])
 def test_bad_input_is_one_clear_error(tmp_path, records, changes, message):
     process = run_pretrain(_cli_args(records, str(tmp_path / "run"), **changes))
