@@ -1,8 +1,10 @@
-r"""Exports a finetuned model_dir for serving: a SavedModel that takes raw text, a Keras archive, or Hugging Face.
+r"""Exports a finetuned model_dir for serving: a SavedModel that takes raw text, a Keras archive, Hugging Face or
+ONNX.
 
     python -m funnel_tfm.export --model_dir=exp/cola --format=saved_model --export_dir=serving/cola/1
     python -m funnel_tfm.export --model_dir=exp/race --format=hf --checkpoint=latest --export_dir=out/race_hf
     python -m funnel_tfm.export --model_dir=exp/squad --format=hf --backbone_only --export_dir=out/squad_backbone
+    python -m funnel_tfm.export --model_dir=exp/race --format=onnx --export_dir=out/race_onnx   # needs [onnx]
 
 The task, labels, tokenizer and lengths come from the run's `run_record.json` (written by `classifier`, `race`,
 `tagger` and `squad` with --do_train). Any problem is one `export: error: ...` line and exit status 1, and the
@@ -19,10 +21,11 @@ from absl import app, flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "The finetuning run's --model_dir.")
-flags.DEFINE_string("format", None, "saved_model (raw text in), keras (a .keras archive) or hf (transformers).")
+flags.DEFINE_string("format", None, "saved_model (raw text in), keras (a .keras archive), hf (transformers) or "
+                                     "onnx (token ids in; checked against onnxruntime).")
 flags.DEFINE_string("export_dir", None, "Where the export goes (for TensorFlow Serving: <model>/<version>).")
 flags.DEFINE_string("checkpoint", "best", "best (best_result.json, else latest), latest, or a checkpoint prefix.")
-flags.DEFINE_boolean("backbone_only", False, "Export the finetuned backbone without its head (keras, hf).")
+flags.DEFINE_boolean("backbone_only", False, "Export the finetuned backbone without its head (keras, hf, onnx).")
 flags.DEFINE_boolean("overwrite", False, "Replace an existing --export_dir (only once the new one is complete).")
 
 

@@ -1,5 +1,5 @@
-"""Finetuned models leaving their model_dir: SavedModels that take raw text, Keras archives, Hugging Face
-directories, and batch inference over a file.
+"""Finetuned models leaving their model_dir: SavedModels that take raw text (classification, RACE, SQuAD,
+tagging), ONNX files checked with onnxruntime, Keras archives, Hugging Face directories, and batch inference.
 
     finetuned = load_finetuned("exp/cola", checkpoint="best")           # source.py: record + weights
     export_model("exp/cola", "saved_model", "serving/cola/1")          # exporter.py: written atomically

@@ -40,6 +40,9 @@ def load_served(export_dir: str) -> tuple[Callable, dict[str, Any]]:
     if metadata.get("format") != "saved_model":
         raise ExportError(f"--model={export_dir}: a {metadata.get('format')!r} export; batch inference reads the "
                           f"raw-text SavedModel (export with --format=saved_model)")
+    if metadata.get("task") != "classification":
+        raise ExportError(f"--model={export_dir}: a {metadata.get('task')!r} export; batch inference reads text "
+                          f"classification and regression exports (serve the others' signatures directly)")
     return tf.saved_model.load(export_dir).signatures[metadata.get("signature", "serving_default")], metadata
 
 

@@ -4,6 +4,7 @@
     export_model("exp/cola", "keras", "out/cola_keras", checkpoint="latest")  # model.keras + vocabulary
     export_model("exp/race", "hf", "out/race_hf")                          # FunnelForMultipleChoice
     export_model("exp/squad", "hf", "out/squad_hf", backbone_only=True)    # FunnelModel (no HF class for the head)
+    export_model("exp/race", "onnx", "out/race_onnx")                      # model.onnx, checked with onnxruntime
 
 Every export holds `funnel_export.json` (task, labels, lengths, tokenizer file, source checkpoint and step) and
 a copy of the vocabulary, so `funnel_tfm.predict` and users need nothing from the training directory.
@@ -25,6 +26,7 @@ from funnel_tfm.serving.source import ExportError, FinetunedModel, load_finetune
 
 EXPORT_RECORD = "funnel_export.json"
 KERAS_ARCHIVE = "model.keras"
+ONNX_FILE = "model.onnx"
 
 
 def _check_format(fmt: str, task: str | None, backbone_only: bool) -> None:
@@ -52,6 +54,15 @@ def _write_hf(finetuned: FinetunedModel, staging: str, backbone_only: bool) -> s
     return report.detail.removeprefix("transformers class ")
 
 
+def _write_onnx(finetuned: FinetunedModel, staging: str, backbone_only: bool) -> dict[str, Any]:
+    from funnel_tfm.serving.onnx_export import OnnxJob, export_onnx
+    from funnel_tfm.serving.samples import sample_features
+    model = finetuned.task.checkpoint_view().model if backbone_only else finetuned.task.model
+    job = OnnxJob(model, sample_features(finetuned, backbone_only), os.path.join(staging, ONNX_FILE))
+    result = export_onnx([job])[0]
+    return {"file": ONNX_FILE, **{key: value for key, value in result.items() if key != "onnx_file"}}
+
+
 def _metadata(finetuned: FinetunedModel, fmt: str, vocab_name: str, backbone_only: bool,
               extra: dict[str, Any]) -> dict[str, Any]:
     record = finetuned.record
@@ -69,6 +80,9 @@ def export_model(model_dir: str, fmt: str, export_dir: str, checkpoint: str = "b
     _check_format(fmt, None, backbone_only)
     if os.path.exists(export_dir) and os.listdir(export_dir) and not overwrite:
         raise ExportError(f"--export_dir={export_dir}: already exists and is not empty (pass --overwrite)")
+    if fmt == "onnx":
+        from funnel_tfm.serving.onnx_export import check_onnx_packages
+        check_onnx_packages()  # before minutes of loading
     finetuned = load_finetuned(model_dir, checkpoint)
     _check_format(fmt, finetuned.record["task"], backbone_only)
     if fmt == "saved_model" and backbone_only:
@@ -79,6 +93,8 @@ def export_model(model_dir: str, fmt: str, export_dir: str, checkpoint: str = "b
         extra: dict[str, Any] = {}
         if fmt == "saved_model":
             extra = write_saved_model(finetuned, staging)
+        elif fmt == "onnx":
+            extra = _write_onnx(finetuned, staging, backbone_only)
         elif fmt == "keras":
             model = finetuned.task.checkpoint_view().model if backbone_only else finetuned.task.model
             model.save(os.path.join(staging, KERAS_ARCHIVE))

@@ -1,13 +1,13 @@
 """The export formats, apart from the code that writes them: the entry point checks `--format` before it
 imports TensorFlow, so a typo costs a second, not a TensorFlow start-up.
 
-    check_format("saved_model")      # returns; "tflite" or "onnx" raise an ExportFormatError that lists the choices
+    check_format("saved_model")      # returns; "tflite" raises an ExportFormatError that lists the choices
 """
 
 from __future__ import annotations
 
-FORMATS = ("saved_model", "keras", "hf")
-PLANNED = {"onnx": "ONNX export is not built yet (see README, Export and serving)"}
+FORMATS = ("saved_model", "keras", "hf", "onnx")
+PLANNED: dict[str, str] = {}  # format -> why not yet (named in the error)
 
 
 class ExportFormatError(ValueError):

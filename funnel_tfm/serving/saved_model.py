@@ -1,5 +1,6 @@
 """SavedModels that take raw strings: tokenize in-graph (tensorflow-text), run the model, return what a person
-wants (label names and probabilities, or the regression score).
+wants (label names and probabilities, or the regression score; for RACE the chosen option, race_signature.py; word
+tags, tagger_signature.py; the SQuAD answer and its offsets, squad_signature.py).
 
     write_saved_model(finetuned, "serving/cola/1")
     # in any process, with only TensorFlow and tensorflow-text imported:
@@ -55,21 +56,41 @@ def classification_endpoint(model: keras.Model, preprocessor: Preprocessor, reco
     return serve_single, [TEXT]
 
 
+def _endpoint(finetuned: FinetunedModel) -> tuple[Callable, list[tf.TensorSpec], list[str]]:
+    """(function, input signature, output names) of the task's raw-text signature."""
+    record, model = finetuned.record, finetuned.task.model
+    if record["task"] == "classification":
+        function, signature = classification_endpoint(model, finetuned.preprocessor(), record)
+        outputs = ["score", "logits"] if record.get("regression") else ["label", "probabilities", "logits",
+                                                                          "label_names"]
+        return function, signature, outputs
+    if record["task"] == "multiple_choice":
+        from funnel_tfm.serving.race_signature import multiple_choice_endpoint
+        function, signature = multiple_choice_endpoint(model, finetuned.preprocessor().tokenizer, record)
+        return function, signature, ["prediction", "choice", "probabilities", "logits", "option_names"]
+    if record["task"] == "tagging":
+        from funnel_tfm.serving.tagger_signature import tagging_endpoint
+        function, signature = tagging_endpoint(model, finetuned.preprocessor().tokenizer, record)
+        return function, signature, ["tags", "words", "num_words"]
+    tokenizer = finetuned.preprocessor().tokenizer
+    if tokenizer.kind != "wordpiece":
+        raise ExportError(f"--format=saved_model: raw-text SQuAD serving maps answers to characters for WordPiece "
+                          f"vocabularies only ({record['tokenizer_path']} is {tokenizer.kind}); use --format=keras "
+                          f"or onnx")
+    from funnel_tfm.serving.squad_signature import squad_endpoint
+    function, signature = squad_endpoint(model, tokenizer, record)
+    return function, signature, ["answer", "answer_start", "answer_end", "answer_log_prob", "null_odds",
+                                 "no_answer_probability", "truncated"]
+
+
 def write_saved_model(finetuned: FinetunedModel, directory: str) -> dict[str, Any]:
     """Writes the raw-text SavedModel of `finetuned` into the (staging) `directory`; returns its signature's
     description (inputs, outputs) for the export's metadata."""
-    record = finetuned.record
-    if record["task"] != "classification":
-        raise ExportError(f"--format=saved_model: raw-text serving of task {record['task']!r} is not built yet "
-                          f"(available: classification; use --format=keras or --format=hf)")
-    preprocessor = finetuned.preprocessor()
-    model = finetuned.task.model
+    function, signature, outputs = _endpoint(finetuned)
     archive = keras.export.ExportArchive()
-    archive.track(model)
-    for trackable in preprocessor.tokenizer.trackables().values():
+    archive.track(finetuned.task.model)
+    for trackable in finetuned.preprocessor().tokenizer.trackables().values():
         archive.track(trackable)
-    function, signature = classification_endpoint(model, preprocessor, record)
     archive.add_endpoint("serving_default", function, input_signature=signature)
     archive.write_out(directory, verbose=False)
-    outputs = ["score", "logits"] if record.get("regression") else ["label", "probabilities", "logits", "label_names"]
     return {"signature": "serving_default", "inputs": [spec.name for spec in signature], "outputs": outputs}

@@ -195,7 +195,8 @@ def run_squad(run: SquadRun, log: Callable[[str], None] | None = None) -> dict[s
         config.to_json(os.path.join(run.model_dir, NET_CONFIG))
         write_run_record(run.model_dir, "squad", run.tokenizer_path, run.uncased, run.max_seq_length,
                          max_query_length=run.max_query_length, doc_stride=run.doc_stride, use_decoder=True,
-                         conditional_end=run.conditional_end, use_answer_class=run.use_answer_class)
+                         conditional_end=run.conditional_end, use_answer_class=run.use_answer_class,
+                         max_answer_length=run.max_answer_length)
     if run.do_train:
         if not run.train_file:
             raise ValueError("--do_train needs --train_file")
