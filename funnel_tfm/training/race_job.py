@@ -102,7 +102,8 @@ def run_race(run: RaceRun, log: Callable[[str], None] | None = None) -> dict[str
         config.to_json(os.path.join(run.model_dir, NET_CONFIG))
         write_run_record(run.model_dir, "multiple_choice", run.tokenizer_path, run.uncased, run.max_seq_length,
                          labels=list(race_data.ANSWERS), num_choices=len(race_data.ANSWERS),
-                         head_scope=task.model.scope, max_qa_length=run.max_qa_length)  # what `export` needs to serve this model
+                         head_scope=task.model.scope,  # what `export` needs to serve this model
+                         max_qa_length=run.max_qa_length)
     outcome: dict[str, Any] = {"best": None}
     if run.do_train:
         path, meta, _ = prepare_race_records(run, tokenizer, "train", log)
