@@ -24,6 +24,7 @@ import keras
 from keras import ops
 
 from funnel_tfm.layers.core import EinsumDense, LayerNorm, PositionwiseFFN, WeightNamesMixin, attention_scale
+from funnel_tfm.layers.dropout import Dropout
 
 # The original subtracts 1e6 from masked scores (semantics M6). The subtraction happens in float32 here
 # whatever the precision policy, so the value never overflows float16.
@@ -92,8 +93,8 @@ class RelativeAttention(WeightNamesMixin, keras.layers.Layer):
                                             name="r_kernel")
             self.r_s_bias = self.add_weight(shape=(n_head, d_head), initializer=initializer, name="r_s_bias")
             self.seg_embed = self.add_weight(shape=(2, n_head, d_head), initializer=initializer, name="seg_embed")
-        self.prob_dropout = keras.layers.Dropout(attention_dropout, dtype=policy)
-        self.output_dropout = keras.layers.Dropout(dropout, dtype=policy)
+        self.prob_dropout = Dropout(attention_dropout, dtype=policy)
+        self.output_dropout = Dropout(dropout, dtype=policy)
         self.layer_norm = LayerNorm(d_model, layer_norm_eps, name="layer_norm", dtype=policy)
         self.built = True
 

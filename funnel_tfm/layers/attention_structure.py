@@ -21,6 +21,7 @@ import numpy as np
 from keras import ops
 
 from funnel_tfm.layers.attention import AttentionInputs, FactorizedPositions, RelShiftPositions
+from funnel_tfm.layers.dropout import Dropout
 from funnel_tfm.layers.pooling import stride_pool
 
 # Segment id of [CLS] (funnel_tfm.data.data_utils.CLS_SEGMENT_ID; the model layer cannot import the data layer,
@@ -89,7 +90,7 @@ class AttentionStructure(keras.layers.Layer):
         super().__init__(**kwargs)
         self.rel_attn_type, self.d_model, self.pooling_size = rel_attn_type, d_model, pooling_size
         self.separate_cls, self.truncate_seq = separate_cls, truncate_seq
-        self.position_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.position_dropout = Dropout(dropout, dtype=self.dtype_policy)
         self.built = True
 
     def begin(self, seq_len: int, training: bool) -> dict:

@@ -16,6 +16,8 @@ from typing import Any, Callable
 import keras
 from keras import ops
 
+from funnel_tfm.layers.dropout import Dropout
+
 
 def make_initializer(kind: str, std: float, uniform_range: float) -> keras.initializers.Initializer:
     """The original's initializer for every kernel, table and relative bias (docs/original_semantics.md M1).
@@ -57,8 +59,9 @@ def take_rows(table: Any, ids: Any) -> Any:
 def take_along_sequence(x: Any, index: Any) -> Any:
     """x [B, L, ...] at index [B, K] -> [B, K, ...] (a batched gather along axis 1), index clamped to [0, L)."""
     index = ops.clip(ops.cast(index, "int32"), 0, x.shape[1] - 1)
-    expanded = ops.reshape(index, tuple(index.shape) + (1,) * (len(x.shape) - 2))
-    return ops.take_along_axis(x, expanded, axis=1)
+    for _ in range(len(x.shape) - 2):  # expand_dims, not a reshape to index.shape: the batch may be unknown
+        index = ops.expand_dims(index, -1)
+    return ops.take_along_axis(x, index, axis=1)
 
 
 class WeightNamesMixin:
@@ -164,8 +167,8 @@ class PositionwiseFFN(WeightNamesMixin, keras.layers.Layer):
         self.layer_1 = EinsumDense((d_model,), (d_inner,), initializer, activation=activation, name="layer_1",
                                    dtype=policy)
         self.layer_2 = EinsumDense((d_inner,), (d_model,), initializer, name="layer_2", dtype=policy)
-        self.activation_dropout = keras.layers.Dropout(activation_dropout, dtype=policy)
-        self.output_dropout = keras.layers.Dropout(dropout, dtype=policy)
+        self.activation_dropout = Dropout(activation_dropout, dtype=policy)
+        self.output_dropout = Dropout(dropout, dtype=policy)
         self.layer_norm = LayerNorm(d_model, layer_norm_eps, name="layer_norm", dtype=policy)
         self.built = True
 

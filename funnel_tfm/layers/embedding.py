@@ -16,6 +16,7 @@ import keras
 from keras import ops
 
 from funnel_tfm.layers.core import LayerNorm, WeightNamesMixin, take_rows
+from funnel_tfm.layers.dropout import Dropout
 
 
 class FunnelEmbedding(WeightNamesMixin, keras.layers.Layer):
@@ -33,7 +34,7 @@ class FunnelEmbedding(WeightNamesMixin, keras.layers.Layer):
             self.segment_embedding = self.add_weight(shape=(2, d_embed), initializer=initializer,
                                                      name="segment_embedding")
         self.layer_norm = LayerNorm(d_embed, layer_norm_eps, name="layer_norm", dtype=self.dtype_policy)
-        self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout = Dropout(dropout, dtype=self.dtype_policy)
         self.built = True
 
     def call(self, token_ids, segment_ids=None, training: bool = False):

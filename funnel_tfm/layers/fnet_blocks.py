@@ -21,6 +21,7 @@ import keras
 from keras import ops
 
 from funnel_tfm.layers.core import EinsumDense, LayerNorm, PositionwiseFFN, attention_scale, take_rows
+from funnel_tfm.layers.dropout import Dropout
 from funnel_tfm.layers.fourier import FourierMixing
 
 
@@ -48,7 +49,7 @@ class FNetEmbedding(keras.layers.Layer):
         self.layer_norm = LayerNorm(d_embed, layer_norm_eps, name="layer_norm", dtype=policy)
         self.hidden_mapping_in = EinsumDense((d_embed,), (d_model,), initializer, name="hidden_mapping_in",
                                              dtype=policy)
-        self.dropout = keras.layers.Dropout(dropout, dtype=policy)
+        self.dropout = Dropout(dropout, dtype=policy)
         self.built = True
 
     def call(self, token_ids, segment_ids, training: bool = False):
@@ -90,7 +91,7 @@ class FNetSelfAttention(keras.layers.Layer):
         self.key = EinsumDense((d_model,), (n_head, d_head), initializer, name="key", dtype=policy)
         self.value = EinsumDense((d_model,), (n_head, d_head), initializer, name="value", dtype=policy)
         self.out = EinsumDense((n_head, d_head), (d_model,), initializer, name="out", dtype=policy)
-        self.prob_dropout = keras.layers.Dropout(attention_dropout, dtype=policy)
+        self.prob_dropout = Dropout(attention_dropout, dtype=policy)
         self.built = True
 
     def call(self, x, padding_mask, training: bool = False):

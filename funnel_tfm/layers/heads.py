@@ -24,6 +24,7 @@ import keras
 from keras import ops
 
 from funnel_tfm.layers.core import EinsumDense, LayerNorm, WeightNamesMixin, take_along_sequence
+from funnel_tfm.layers.dropout import Dropout
 
 # Large negative logit for positions that cannot be an answer (the original's 1e30, applied in float32).
 _MASKED_LOGIT = 1e30
@@ -110,7 +111,7 @@ class ClassificationHead(WeightNamesMixin, keras.layers.Layer):
                  **kwargs) -> None:
         super().__init__(name=kwargs.pop("name", re.sub(r"\W", "_", scope)), **kwargs)
         self.scope, self.n_class = scope, n_class
-        self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout = Dropout(dropout, dtype=self.dtype_policy)
         self.logit = EinsumDense((d_model,), (n_class,), initializer, name="logit", dtype=self.dtype_policy)
         self.built = True
 
@@ -132,7 +133,7 @@ class MultipleChoiceHead(WeightNamesMixin, keras.layers.Layer):
     def __init__(self, d_model: int, dropout: float, initializer: Any, scope: str = "race", **kwargs) -> None:
         super().__init__(name=kwargs.pop("name", scope), **kwargs)
         self.scope = scope
-        self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout = Dropout(dropout, dtype=self.dtype_policy)
         self.logits = EinsumDense((d_model,), (1,), initializer, name="logits", dtype=self.dtype_policy)
         self.built = True
 
@@ -165,7 +166,7 @@ class TokenClassificationHead(WeightNamesMixin, keras.layers.Layer):
     def __init__(self, d_model: int, n_class: int, dropout: float, initializer: Any, **kwargs) -> None:
         super().__init__(name=kwargs.pop("name", self.SCOPE), **kwargs)
         self.scope, self.n_class = self.SCOPE, n_class
-        self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout = Dropout(dropout, dtype=self.dtype_policy)
         self.logit = EinsumDense((d_model,), (n_class,), initializer, name="logit", dtype=self.dtype_policy)
         self.built = True
 
@@ -209,7 +210,7 @@ class SquadHead(WeightNamesMixin, keras.layers.Layer):
             self.end = EinsumDense((d,), (1,), init, name="dense", dtype=policy)
         if use_answer_class:
             self.answer_hidden = EinsumDense((2 * d,), (d,), init, activation="tanh", name="dense_0", dtype=policy)
-            self.answer_dropout = keras.layers.Dropout(dropout, dtype=policy)
+            self.answer_dropout = Dropout(dropout, dtype=policy)
             self.answer = EinsumDense((d,), (1,), init, use_bias=False, name="dense_1", dtype=policy)
         self.built = True
 

@@ -98,8 +98,18 @@ def lm_cross_entropy(head: Any, hidden: tf.Tensor, batch: dict[str, tf.Tensor]) 
     return ce, logits
 
 
+def argmax_last_axis(values: tf.Tensor) -> tf.Tensor:
+    """`tf.argmax(values, -1)` as int32 (the first index of the maximum), computed as a max, then the smallest
+    index holding it: two plain reductions that XLA vectorises on CPU, where its single variadic (value, index)
+    reduction over a 30k-word vocabulary ran 2x (4x with the Gumbel noise fused in) slower."""
+    largest = tf.reduce_max(values, axis=-1, keepdims=True)
+    size = values.shape[-1]
+    positions = tf.range(size, dtype=tf.int32)
+    return tf.reduce_min(tf.where(tf.equal(values, largest), positions, size), axis=-1)
+
+
 def accuracy_sums(logits: tf.Tensor, batch: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
     """(correct target slots, counted target slots), padding slots not counted."""
     weights = tf.cast(batch["target_weights"], tf.float32)
-    correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), batch["target"]), tf.float32)
+    correct = tf.cast(tf.equal(argmax_last_axis(logits), batch["target"]), tf.float32)
     return tf.reduce_sum(correct * weights), tf.reduce_sum(weights)

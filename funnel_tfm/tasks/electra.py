@@ -23,17 +23,22 @@ import tensorflow as tf
 from funnel_tfm.checkpoints.loading import FunnelCheckpoint, from_model
 from funnel_tfm.config import ModelConfig
 from funnel_tfm.layers import head_factories
+from funnel_tfm.layers.dropout import hashed_uniform, seed_keys
 from funnel_tfm.modeling import FunnelTFM
-from funnel_tfm.tasks.base import SUMMARY_SCOPE, Task, accuracy_sums, hidden_states, lm_cross_entropy
+from funnel_tfm.tasks.base import (SUMMARY_SCOPE, Task, accuracy_sums, argmax_last_axis, hidden_states,
+                                   lm_cross_entropy)
 
 
 def gumbel_max_sample(logits: tf.Tensor, example_seeds: tf.Tensor) -> tf.Tensor:
-    """argmax(logits + g), g = -log(-log(u + 1e-9) + 1e-9), u ~ U[0,1) per example from `example_seeds` [B, 2]."""
-    shape = tf.shape(logits)[1:]
-    uniform = tf.map_fn(lambda seed: tf.random.stateless_uniform(shape, seed), example_seeds,
-                        fn_output_signature=tf.float32)
+    """argmax(logits + g), g = -log(-log(u + 1e-9) + 1e-9), u ~ U[0,1) per example from `example_seeds` [B, 2].
+
+    The uniforms are the hashed counters of layers/dropout.py, one stream per example: a Philox draw per example
+    (`stateless_uniform` in a `map_fn`) compiled into a slow per-element key derivation under XLA on CPU."""
+    first, second = seed_keys(example_seeds)
+    key_shape = [-1] + [1] * (logits.shape.rank - 1)
+    uniform = hashed_uniform(tuple(logits.shape[1:]), (tf.reshape(first, key_shape), tf.reshape(second, key_shape)))
     gumbel = -tf.math.log(-tf.math.log(uniform + 1e-9) + 1e-9)
-    return tf.argmax(logits + gumbel, axis=-1, output_type=tf.int32)
+    return argmax_last_axis(logits + gumbel)
 
 
 @keras.saving.register_keras_serializable(package="funnel_tfm")

@@ -39,6 +39,8 @@ from funnel_tfm.checkpoints.assign import assign_by_name
 
 ADAM_SLOTS = ("adam_m", "adam_v")
 _LAYER_PATTERN = re.compile(r"^model/(encoder|decoder)/layer_(\d+)/")
+# FNet (Flax names): layer k is `encoder_k` (its LayerNorms), `feed_forward_k` and, in hybrids, `self_attention_k`.
+_FNET_LAYER_PATTERN = re.compile(r"^model/encoder/(encoder|feed_forward|self_attention)_(\d+)/")
 _ALWAYS_DECAYED = re.compile(r"r_s_bias|r_r_bias|r_w_bias")
 _EXCLUDED_FROM_DECAY = re.compile(r"LayerNorm|layer_norm|bias")
 DECAY_METHODS = ("poly", "linear", "cos")
@@ -80,10 +82,11 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def layer_id(name: str) -> int | None:
-    """The original's layer id of a full variable name: `model/input/...` 0, `model/{en,de}coder/layer_k/` k+1."""
-    if name.startswith("model/input/"):
+    """The original's layer id of a full variable name: `model/input/...` 0, `model/{en,de}coder/layer_k/` k+1;
+    for FNet `model/encoder/embedder/...` 0 and `model/encoder/{encoder,feed_forward,self_attention}_k/` k+1."""
+    if name.startswith(("model/input/", "model/encoder/embedder/")):
         return 0
-    match = _LAYER_PATTERN.match(name)
+    match = _LAYER_PATTERN.match(name) or _FNET_LAYER_PATTERN.match(name)
     return int(match.group(2)) + 1 if match else None
 
 

@@ -18,7 +18,8 @@ def test_backend_neutral_tests_pass_on(backend):
     pytest.importorskip(backend)
     env = {**os.environ, "KERAS_BACKEND": backend}
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:warnings", "-m", "backend_slice",
-               os.path.join(TESTS, "test_parity_hf.py"), os.path.join(TESTS, "test_modeling_harness.py")]
+               os.path.join(TESTS, "test_parity_hf.py"), os.path.join(TESTS, "test_modeling_harness.py"),
+               os.path.join(TESTS, "test_dropout.py")]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1200, cwd=TESTS)
     counts = dict((word, int(number)) for number, word in re.findall(r"(\d+) (passed|failed|skipped|error)",
                                                                      result.stdout))

@@ -53,6 +53,18 @@ def test_layer_multipliers_follow_the_original_ids():
     assert set(layer_lr_multipliers(names, 1.0).values()) == {1.0}
 
 
+def test_layer_multipliers_of_fnet_names():
+    names = ["model/encoder/embedder/word/embedding", "model/encoder/encoder_0/mixing_layer_norm/scale",
+             "model/encoder/feed_forward_0/output/kernel", "model/encoder/self_attention_1/query/kernel",
+             "model/encoder/feed_forward_1/output/kernel", "model/encoder/pooler/kernel"]
+    factors = layer_lr_multipliers(names, 0.5)
+    assert factors["model/encoder/embedder/word/embedding"] == 0.25  # 3 ids (0, 1, 2): input 0.5^2
+    assert factors["model/encoder/encoder_0/mixing_layer_norm/scale"] == 0.5
+    assert factors["model/encoder/feed_forward_0/output/kernel"] == 0.5
+    assert factors["model/encoder/self_attention_1/query/kernel"] == factors["model/encoder/feed_forward_1/output/kernel"] == 1.0
+    assert factors["model/encoder/pooler/kernel"] == 1.0
+
+
 def test_weight_decay_selection():
     assert weight_decay_applies("model/encoder/layer_0/rel_attn/r_w_bias", use_exclusion=True)
     assert not weight_decay_applies("model/encoder/layer_0/ff/layer_norm/gamma", use_exclusion=True)
