@@ -3,10 +3,13 @@ r"""Model speed, measured side by side in one run on this machine.
 (i)  FunnelTFM against transformers' PyTorch FunnelModel with the same weights and inputs: forward and
      forward+backward, tokens per second and the ratio (ours / theirs, > 1 means we are faster).
 (ii) Step time (forward+backward of the encoder, the finetuning setting) of B4-4-4H768 and B6-6-6H768 relative
-     to L12H768 (our own one-block config with the same relative attention), next to the analytic FLOPs ratio.
+     to L12H768 (our own one-block config with the same relative attention), next to the analytic FLOPs ratio;
+     `--models` may add FNet (`FNet-Base`: FFT mixing; `FNet-Base:dft`: the DFT-matrix path) and hybrids
+     (`B4F-4-4H768`: Fourier mixing in the full-length first block).
 
     python bench/model_speed.py                         # defaults below
     python bench/model_speed.py --part=ii --seq_lens=128 --repeats=5
+    python bench/model_speed.py --part=ii --models=L12H768,FNet-Base,FNet-Base:dft,B4-4-4H768,B4F-4-4H768
 
 Needs the test extras (torch, transformers) for part (i).
 """
@@ -26,8 +29,10 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from funnel_tfm.config import named_config  # noqa: E402
-from funnel_tfm.analysis.flops import flops_per_token  # noqa: E402
+from funnel_tfm.config_fnet import FNetConfig, load_any_config  # noqa: E402
+from funnel_tfm.analysis.flops import flops_per_token, fnet_flops_per_token  # noqa: E402
 from funnel_tfm.modeling import FunnelTFM  # noqa: E402
+from funnel_tfm.modeling_fnet import FNet  # noqa: E402
 from funnel_tfm.analysis.timing import machine_description, median_seconds, random_inputs  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -37,6 +42,9 @@ flags.DEFINE_integer("seq_len", 128, "Sequence length for part (i).")
 flags.DEFINE_integer("batch_size", 8, "Batch size for part (i).")
 flags.DEFINE_list("seq_lens", ["128", "512"], "Sequence lengths for part (ii).")
 flags.DEFINE_integer("tokens_per_step", 2048, "Tokens per step in part (ii) (batch = tokens / length).")
+flags.DEFINE_list("models", ["L12H768", "B4-4-4H768", "B6-6-6H768"],
+                  "Part (ii) models, the first is the reference; FNet names (FNet-Base), `NAME:dft` for FNet's "
+                  "DFT-matrix path, hybrid names (B4F-4-4H768).")
 flags.DEFINE_integer("repeats", 3, "Timed repetitions; the median is reported.")
 flags.DEFINE_boolean("jit_compile", True, "Compile our forward/backward with XLA (part i also reports graph mode).")
 
@@ -100,25 +108,35 @@ def part_i(config_name: str, seq_len: int, batch_size: int, repeats: int) -> Non
               f"{torch_fwd / fwd:.2f} | {torch_step / step:.2f} | {diff:.1e}", flush=True)
 
 
-def part_ii(seq_lens: list[int], tokens_per_step: int, repeats: int, jit_compile: bool) -> None:
-    print(f"\n(ii) encoder forward+backward step time relative to L12H768, {tokens_per_step} tokens per step, "
+def encoder_for(spec: str):
+    """(model, config, forward FLOPs per token function) for a part (ii) name, dropout off."""
+    name, _, path = spec.partition(":")
+    config = load_any_config(name)
+    if isinstance(config, FNetConfig):
+        config = config.replace(dropout=0.0, attention_dropout=0.0, use_fft=path != "dft")
+        return FNet(config), config, lambda length: fnet_flops_per_token(config, length)
+    config = config.replace(dropout=0.0, dropatt=0.0, dropact=0.0)
+    return FunnelTFM(config, use_decoder=False), config, lambda length: flops_per_token(config, length)
+
+
+def part_ii(models: list[str], seq_lens: list[int], tokens_per_step: int, repeats: int, jit_compile: bool) -> None:
+    print(f"\n(ii) encoder forward+backward step time relative to {models[0]}, {tokens_per_step} tokens per step, "
           f"float32{', XLA' if jit_compile else ''}")
-    print("model | length | batch | step ms | time ratio | FLOPs ratio | time / FLOPs")
+    print("model | length | batch | step ms | time ratio | FLOPs ratio | time / FLOPs | speed-up")
     for seq_len in seq_lens:
         batch = max(1, tokens_per_step // seq_len)
-        times = {}
-        for name in ("L12H768", "B4-4-4H768", "B6-6-6H768"):
+        times, flops = {}, {}
+        for name in models:
             keras.utils.clear_session()
-            config = named_config(name).replace(dropout=0.0, dropatt=0.0, dropact=0.0)
-            model = FunnelTFM(config, use_decoder=False)
+            model, config, flops_of = encoder_for(name)
             inputs = {k: tf.constant(v) for k, v in random_inputs(config, batch, seq_len).items()}
             _, train = tf_functions(model, "sequence_output", jit_compile)
             times[name] = median_seconds(lambda: train(inputs)[0].numpy(), repeats)
-            base = named_config("L12H768")
-            time_ratio = times[name] / times["L12H768"]
-            flops_ratio = flops_per_token(config, seq_len) / flops_per_token(base, seq_len)
+            flops[name] = flops_of(seq_len)
+            time_ratio = times[name] / times[models[0]]
+            flops_ratio = flops[name] / flops[models[0]]
             print(f"{name} | {seq_len} | {batch} | {1000 * times[name]:.0f} | {time_ratio:.2f} | {flops_ratio:.2f} | "
-                  f"{time_ratio / flops_ratio:.2f}", flush=True)
+                  f"{time_ratio / flops_ratio:.2f} | {1 / time_ratio:.2f}x", flush=True)
             del model
 
 
@@ -128,7 +146,8 @@ def main(argv: list[str]) -> None:
     if FLAGS.part in ("all", "i"):
         part_i(FLAGS.model, FLAGS.seq_len, FLAGS.batch_size, FLAGS.repeats)
     if FLAGS.part in ("all", "ii"):
-        part_ii([int(s) for s in FLAGS.seq_lens], FLAGS.tokens_per_step, FLAGS.repeats, FLAGS.jit_compile)
+        part_ii(FLAGS.models, [int(s) for s in FLAGS.seq_lens], FLAGS.tokens_per_step, FLAGS.repeats,
+                FLAGS.jit_compile)
 
 
 if __name__ == "__main__":

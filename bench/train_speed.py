@@ -32,7 +32,7 @@ from funnel_tfm.config import ModelConfig, load_config  # noqa: E402
 from funnel_tfm.analysis.flops import pretraining_step_flops  # noqa: E402
 from funnel_tfm.training.optimization import AdamW, DynamicLossScale, WarmupDecay  # noqa: E402
 from funnel_tfm.tasks import build_pretraining_task  # noqa: E402
-from funnel_tfm.analysis.timing import machine_description  # noqa: E402
+from funnel_tfm.analysis.timing import machine_description, median_seconds  # noqa: E402
 from funnel_tfm.training.trainer import Trainer  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -86,16 +86,6 @@ def synthetic_batch(vocab_size: int, batch_size: int, seq_len: int, num_predict:
 TINY = ModelConfig(block_size="1_1", decoder_size="1", d_model=32, d_embed=32, n_head=4, d_head=8, d_inner=64)
 
 
-def median_seconds(fn, repeats: int) -> float:
-    """Median wall time of `fn()` over `repeats` calls (each call forces its result to the host)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def forward_backward_seconds(trainer: Trainer, batch: dict, repeats: int = 5) -> float:
     """One XLA call of the task loss and its gradients on `batch` (no update, no host loop), median seconds."""
     variables = trainer.variables
@@ -111,7 +101,6 @@ def forward_backward_seconds(trainer: Trainer, batch: dict, repeats: int = 5) ->
 
     inputs = {key: tf.constant(value) for key, value in batch.items()}
     extras = trainer.task.step_inputs(inputs, tf.constant(0, tf.int64), 0, 0, 1, global_batch)
-    gradients(inputs, extras).numpy()
     return median_seconds(lambda: gradients(inputs, extras).numpy(), repeats)
 
 
@@ -131,7 +120,7 @@ def time_objective(config, loss_type: str, update: str) -> dict:
     trainer.run_steps(iterator, 1)  # trace and compile
     first_step = time.perf_counter() - start
     trainer.run_steps(iterator, 2)
-    seconds = median_seconds(lambda: trainer.run_steps(iterator, FLAGS.steps), 3) / FLAGS.steps
+    seconds = median_seconds(lambda: trainer.run_steps(iterator, FLAGS.steps), 3, warmup=0) / FLAGS.steps
     model_seconds = forward_backward_seconds(trainer, batch)
     flops = pretraining_step_flops(config, FLAGS.seq_len, FLAGS.batch_size, FLAGS.num_predict, loss_type)
     return {"loss_type": f"{loss_type}, {update}", "step_s": seconds, "steps_per_s": 1 / seconds,

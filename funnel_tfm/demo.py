@@ -37,7 +37,7 @@ MODEL = {"block_size": "2_2", "decoder_size": "1", "d_model": 128, "d_embed": 12
          "d_inner": 512}
 
 
-def _run(command: list[str]) -> None:
+def run_step(command: list[str]) -> None:
     print("$ " + " ".join(command), flush=True)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     if subprocess.run(command, env=env).returncode != 0:
@@ -51,7 +51,7 @@ def bars(rows: list[tuple[str, float]], width: int = 50, scale: float | None = N
     return [f"{label:<{label_width}} {value:>8.3f} " + "#" * max(1, round(width * value / top)) for label, value in rows]
 
 
-def _read_jsonl(path: str) -> list[dict]:
+def read_jsonl(path: str) -> list[dict]:
     with open(path) as handle:
         return [json.loads(line) for line in handle]
 
@@ -61,17 +61,17 @@ def _pretrain(python: str, work_dir: str, vocab: str) -> str:
     corpus = data_fetch.sotu_corpus()
     records = os.path.join(work_dir, "records")
     if not os.path.exists(os.path.join(records, "meta.train.pass-0.seq-128.uncased.json-00001-of-00002")):
-        _run([python, "-m", "funnel_tfm.create_pretrain_data", f"--input_glob={os.path.dirname(corpus[0])}/*.txt",
+        run_step([python, "-m", "funnel_tfm.create_pretrain_data", f"--input_glob={os.path.dirname(corpus[0])}/*.txt",
               f"--save_dir={records}", f"--tokenizer_path={vocab}", f"--seq_len={SEQ_LEN}", "--num_proc=2",
               "--parallel"])
     model_dir = os.path.join(work_dir, f"{FLAGS.loss_type}-{FLAGS.train_steps}")
-    _run([python, "-m", "funnel_tfm.pretrain", f"--record_dir={records}", f"--tokenizer_path={vocab}",
+    run_step([python, "-m", "funnel_tfm.pretrain", f"--record_dir={records}", f"--tokenizer_path={vocab}",
           f"--model_dir={model_dir}", f"--loss_type={FLAGS.loss_type}", f"--seq_len={SEQ_LEN}", "--num_predict=20",
           f"--train_batch_size={FLAGS.train_batch_size}", f"--train_steps={FLAGS.train_steps}",
           "--iterations=25", f"--save_steps={max(25, FLAGS.train_steps // 4 // 25 * 25)}", "--learning_rate=1e-3",
           f"--warmup_steps={max(1, FLAGS.train_steps // 10)}", "--sample_strategy=single_token"]
          + [f"--{key}={value}" for key, value in MODEL.items()])
-    rows = _read_jsonl(os.path.join(model_dir, "metrics.jsonl"))
+    rows = read_jsonl(os.path.join(model_dir, "metrics.jsonl"))
     what = "generator + 50 x discriminator" if FLAGS.loss_type == "electra" else "masked-token cross-entropy"
     print(f"\n{FLAGS.loss_type.upper()} loss ({what}) per 25 steps:")
     print("\n".join(bars([(f"step {row['step']}", row["loss"]) for row in rows])))
@@ -88,7 +88,7 @@ def _pretrain(python: str, work_dir: str, vocab: str) -> str:
 def _finetune(python: str, work_dir: str, vocab: str, glue_dir: str, name: str, init: list[str]) -> str:
     model_dir = os.path.join(work_dir, f"sst2-{name}-{FLAGS.finetune_steps}")  # a rerun resumes (or just reports)
     steps = FLAGS.finetune_steps
-    _run([python, "-m", "funnel_tfm.classifier", "--task_name=sst-2", f"--data_dir={glue_dir}",
+    run_step([python, "-m", "funnel_tfm.classifier", "--task_name=sst-2", f"--data_dir={glue_dir}",
           f"--output_dir={os.path.join(work_dir, 'sst2-records')}", f"--model_dir={model_dir}",
           f"--tokenizer_path={vocab}", f"--max_seq_length={FINETUNE_LEN}", "--do_train=True", "--do_eval=True",
           "--train_batch_size=32", f"--train_steps={steps}", f"--save_steps={max(1, steps // 4)}",
@@ -115,7 +115,7 @@ def main(argv: list[str]) -> None:
     print(f"\nSST-2-style movie-review sentiment, dev accuracy per checkpoint (batch 32 x {FINETUNE_LEN}):")
     results = {}
     for name, model_dir in runs.items():
-        evaluated = _read_jsonl(os.path.join(model_dir, "eval", "dev", "results.jsonl"))
+        evaluated = read_jsonl(os.path.join(model_dir, "eval", "dev", "results.jsonl"))
         results[name] = max(evaluated, key=lambda row: row["accuracy"])
         print(f"  {name}:")
         print("\n".join("    " + line for line in bars([(f"step {row['step']}", row["accuracy"])

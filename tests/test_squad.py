@@ -276,6 +276,7 @@ def synthetic_squad(out_dir, seed: int = 0, n_train: int = 1500, n_dev: int = 20
     return out
 
 
+@pytest.mark.slow  # ~67 s: 200 training steps at length 128
 def test_tiny_model_learns_to_find_answers_and_every_checkpoint_is_scored(tmp_path):
     data = synthetic_squad(str(tmp_path))
     config = str(tmp_path / "tiny.json")

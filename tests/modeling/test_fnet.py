@@ -403,6 +403,7 @@ def test_pretraining_harness_bfloat16_dft(tmp_path, rng):
     assert np.isfinite(to_numpy(out["mlm_logits"])).all()
 
 
+@pytest.mark.slow  # ~26 s; the Funnel JAX slice stays in the default run
 @pytest.mark.parametrize("backend", ["jax"])  # torch: the Funnel slice covers that backend; its time is kept for the rest
 def test_fnet_slice_passes_on(backend):
     """The backend_slice tests of this file and test_fourier.py in a fresh process per backend (Keras picks its

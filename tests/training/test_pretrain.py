@@ -137,6 +137,7 @@ def test_multi_worker_two_processes_agree_with_one_device(tmp_path, records, one
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
+@pytest.mark.slow  # ~45 s: three pretrain processes
 def test_sigkill_and_restart_reach_the_weights_of_an_uninterrupted_run(tmp_path, records):
     settings = dict(loss_type="mlm", train_steps=8, save_steps=2, iterations=1, dropout=0.1, dropatt=0.1,
                     max_save=3)
