@@ -29,9 +29,8 @@ from absl import app, flags
 from funnel_tfm.demo import FINETUNE_LEN, MODEL, SEQ_LEN, read_jsonl, run_step
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("work_dir", None, "Records and runs (default: <data cache>/mixers).")
-flags.DEFINE_integer("train_steps", 300, "MLM pretraining steps of each model.")
-flags.DEFINE_integer("finetune_steps", 400, "Finetuning steps of each model.")
+# --work_dir (default here: <data cache>/mixers), --train_steps (300) and --finetune_steps (400) are the main job's
+# flags (funnel_tfm/demo.py defines them), with the same meaning for each of the models.
 flags.DEFINE_list("models", ["attention", "hybrid", "fnet"], "Which of the three to run.")
 
 FNET = {"d_embed": 128, "d_model": 128, "d_inner": 512, "n_layer": 4, "vocab_size": 30522, "max_seq_length": 128}

@@ -18,27 +18,16 @@ from funnel_tfm.config_fnet import FNetConfig, load_any_config
 from funnel_tfm.data import data_fetch
 from funnel_tfm.data.input_func_builder import (MaskingIds, pretrain_input_fn, record_files,
                                                 records_have_next_sentence_label)
-from funnel_tfm.data.tokenization import Tokenizer
 from funnel_tfm.modeling_fnet import FNet, FNetPreTrainingModel
 from funnel_tfm.tasks import build_pretraining_task
 from funnel_tfm.tasks.backbones import FNetBackbone, load_fnet_checkpoint
 from funnel_tfm.training.finetune import FinetuneRun, check_training_length, load_init_checkpoint
 from funnel_tfm.training.run_record import write_run_record
-from pretrain_helpers import NUM_PREDICT, SEQ_LEN, run_pretrain, tiny_pretrain_config, train_in_process, write_records
+from pretrain_helpers import NUM_PREDICT, SEQ_LEN, run_pretrain, tiny_pretrain_config, train_in_process
 
 VOCAB = 30522
 FNET = FNetConfig(vocab_size=VOCAB, d_embed=32, d_model=32, d_inner=64, n_layer=2, max_seq_length=SEQ_LEN,
                   dropout=0.0)
-
-
-@pytest.fixture(scope="module")
-def tokenizer() -> Tokenizer:
-    return Tokenizer.from_file(data_fetch.bert_uncased_vocab())
-
-
-@pytest.fixture(scope="module")
-def records(tmp_path_factory, tokenizer) -> str:
-    return write_records(str(tmp_path_factory.mktemp("records")), tokenizer)
 
 
 # ------------------------------------------------------------------------------------------ pretraining

@@ -11,20 +11,8 @@ import pytest
 import tensorflow as tf
 
 from funnel_tfm.data import data_fetch
-from funnel_tfm.data.tokenization import Tokenizer
 from pretrain_helpers import (MODEL_FLAGS, NUM_PREDICT, SEQ_LEN, exported_weights, run_pretrain, tiny_pretrain_config,
-                              train_in_process,
-                              write_records)
-
-
-@pytest.fixture(scope="module")
-def tokenizer() -> Tokenizer:
-    return Tokenizer.from_file(data_fetch.bert_uncased_vocab())
-
-
-@pytest.fixture(scope="module")
-def records(tmp_path_factory, tokenizer) -> str:
-    return write_records(str(tmp_path_factory.mktemp("records")), tokenizer)
+                              train_in_process)
 
 
 def _cli_args(records: str, model_dir: str, **changes) -> dict:
