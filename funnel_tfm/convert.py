@@ -3,12 +3,16 @@ r"""Converts a Funnel-Transformer checkpoint between the original, Hugging Face 
     python -m funnel_tfm.convert --input=B6-6-6H768-ELEC-FULL-TF --output=out/hf --to=hf
     python -m funnel_tfm.convert --input=funnel-transformer/small --output=out/original --to=original
     python -m funnel_tfm.convert --input=out/original --output=out/keras --to=keras --overwrite
+    python -m funnel_tfm.convert --input=exp/fnet_cola/export --output=out/fnet_cola --to=hf   # FNet (below)
 
 The input format is detected (original TF `net_config.json` + `model.ckpt*`, original PyTorch
 `net_config.pytorch.json` + `model.pt`, Hugging Face `config.json` + `model.safetensors`/`pytorch_model.bin`,
-funnel_tfm `funnel_config.json` + `model.safetensors`). It prints what was loaded, what was skipped and why,
-and what was written. Any problem is one `convert: error: ...` line and exit status 1; the output directory
-is only created once it is complete, and an existing one is left alone unless --overwrite.
+funnel_tfm `funnel_config.json` + `model.safetensors`). FNet directories (transformers' FNet classes, our
+`fnet_config.json`, a finetuned FNet run's `export/`) convert to hf (the transformers class of the head:
+FNetForSequenceClassification, FNetForMultipleChoice, FNetForTokenClassification, else FNetForPreTraining or
+FNetModel; fnet semantics N11) or keras. It prints what was loaded, what was skipped and why, and what was
+written. Any problem is one `convert: error: ...` line and exit status 1; the output directory is only created
+once it is complete, and an existing one is left alone unless --overwrite.
 """
 
 from __future__ import annotations
@@ -46,12 +50,18 @@ def run(input_path: str, output_path: str, to: str, overwrite: bool = False, use
     """Does one conversion and prints its report; returns the exit status (0 ok, 1 error)."""
     from funnel_tfm import checkpoints  # imported after flag parsing, so --help stays fast
     from funnel_tfm.modeling import FunnelTFM
+    from funnel_tfm.tasks.backbones import is_fnet_checkpoint, load_fnet_checkpoint
     try:
         if to not in checkpoints.FORMATS:
             raise checkpoints.CheckpointError(f"--to={to!r}; expected one of {', '.join(checkpoints.FORMATS)}")
-        ckpt = FunnelTFM.load_checkpoint(input_path, use_decoder=use_decoder)
+        if os.path.isdir(input_path) and is_fnet_checkpoint(input_path):
+            ckpt = load_fnet_checkpoint(input_path)  # FNet has no decoder: --use_decoder does not apply
+            backbone = "FNet backbone"
+        else:
+            ckpt = FunnelTFM.load_checkpoint(input_path, use_decoder=use_decoder)
+            backbone = "decoder" if ckpt.model.use_decoder else "no decoder"
         report = ckpt.report
-        parts = ["decoder" if ckpt.model.use_decoder else "no decoder"] + sorted(
+        parts = [backbone] + sorted(
             f"{head.kind} head '{scope}'" for scope, head in ckpt.heads.items())
         if ckpt.generator is not None:
             parts.append(f"generator (d_model {ckpt.generator.config.d_model})")
@@ -66,6 +76,8 @@ def run(input_path: str, output_path: str, to: str, overwrite: bool = False, use
         result = checkpoints.export(ckpt, output_path, to=to, overwrite=overwrite)
         detail = f" ({result.detail})" if result.detail else ""
         print(f"wrote {to} checkpoint {output_path}: {result.written} tensors{detail}", file=out)
+        for note in result.notes:
+            print(f"  {note}", file=out)
         if result.skipped:
             print("not written:", file=out)
             for line in _grouped(result.skipped, verbose):

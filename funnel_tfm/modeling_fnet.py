@@ -66,13 +66,8 @@ class _HFCheckpointMixin:
 
         use_fft: override the Fourier path of the config (both compute the same function).
         """
-        if fnet_format.is_fnet_directory(path):
-            contents = fnet_format.read_fnet(path)
-            fnet_format.check_mixers(contents.config, contents.state, path)
-            config, state, skipped = contents.config, contents.state, {}
-        else:
-            contents = hf_fnet.read_hf_fnet(path)
-            config, state, skipped = contents.config, contents.state, dict(contents.skipped)
+        contents = fnet_format.read_any_fnet(path)
+        config, state, skipped = contents.config, contents.state, dict(contents.skipped)
         config = config if use_fft is None else config.replace(use_fft=use_fft)
         model = cls(config, dtype=dtype)
         result = assign_by_name(model.weight_names(), state, source=path)

@@ -7,6 +7,7 @@ for a hybrid's attention layers (kernels [D, H, D/H] and [H, D/H, D], as Flax's 
     write_fnet("staging", config, state, "FNetForPreTraining")
     contents = read_fnet("out/hybrid")        # config, state by original name, architecture
     check_mixers(config, contents.state, "out/hybrid")   # CheckpointError when a layer's mixer differs
+    contents = read_any_fnet("fnet-base")     # ours (mixers checked) or a transformers directory (hf_fnet)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 
 import numpy as np
 
+from funnel_tfm.checkpoints import hf_fnet
 from funnel_tfm.checkpoints.hf_format import read_safetensors
 from funnel_tfm.config import ConfigError
 from funnel_tfm.config_fnet import FNetConfig
@@ -72,3 +74,14 @@ def check_mixers(config: FNetConfig, state: dict[str, np.ndarray], source: str) 
         f"the config (num_attention_layers {config.num_attention_layers}, attention_layout "
         f"{config.attention_layout!r}) makes layers {sorted(attending)} attend; load it with the config it was "
         f"saved with")
+
+
+def read_any_fnet(path: str) -> hf_fnet.HFFNetContents:
+    """An FNet directory in either format as (config, state by original name, skipped HF keys, architecture): ours
+    (`fnet_config.json`, its attention layers checked against the config) or transformers' (`hf_fnet`)."""
+    if not is_fnet_directory(path):
+        return hf_fnet.read_hf_fnet(path)
+    contents = read_fnet(path)
+    check_mixers(contents.config, contents.state, path)
+    return hf_fnet.HFFNetContents(config=contents.config, state=contents.state, skipped={},
+                                  architecture=contents.architecture)

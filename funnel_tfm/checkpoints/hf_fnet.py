@@ -1,11 +1,14 @@
 """Hugging Face FNet directories (`config.json` + `model.safetensors`) <-> the original f_net parameter names.
 
 Every tensor maps onto the Flax parameter path of the original `PreTrainingModel` (`encoder/embedder/word/embedding`,
-`encoder/feed_forward_3/intermediate/kernel`, `predictions_dense/kernel`, ...; fnet semantics N5) and back. Only
-safetensors are read (numpy API, no PyTorch):
+`encoder/feed_forward_3/intermediate/kernel`, `predictions_dense/kernel`, ...; fnet semantics N5) and back; the
+`classifier` of transformers' task classes maps onto this project's task heads (N11): `<scope>/logit`
+(FNetForSequenceClassification, scope = `finetuning_task` or `cls`), `race/logits` (FNetForMultipleChoice),
+`tagger/logit` (FNetForTokenClassification). Only safetensors are read (numpy API, no PyTorch):
 
     contents = read_hf_fnet("fnet-base")     # config, state by original name, skipped keys (with why), class
-    write_hf_fnet("staging", config, state, PRETRAINING)   # FNetModel or FNetForPreTraining
+    write_hf_fnet("staging", config, state, PRETRAINING)   # FNetModel, FNetForPreTraining or a task class
+    architecture, scope = choose_architecture([("classification", "cola", 2)], state)  # FNetForSequenceClassification
 """
 
 from __future__ import annotations
@@ -24,8 +27,22 @@ from funnel_tfm.errors import CheckpointError
 from funnel_tfm.layers.fourier import dft_matrices
 
 BASE_MODEL, PRETRAINING = "FNetModel", "FNetForPreTraining"
-ARCHITECTURES = (BASE_MODEL, PRETRAINING)
+SEQUENCE_CLASSIFICATION, MULTIPLE_CHOICE, TOKEN_CLASSIFICATION, QUESTION_ANSWERING = (
+    "FNetForSequenceClassification", "FNetForMultipleChoice", "FNetForTokenClassification", "FNetForQuestionAnswering")
+TASK_CLASSES = (SEQUENCE_CLASSIFICATION, MULTIPLE_CHOICE, TOKEN_CLASSIFICATION)  # those whose head this project has
+ARCHITECTURES = (BASE_MODEL, PRETRAINING) + TASK_CLASSES  # what write_hf_fnet writes
 TASK_PREFIX = "fnet."
+# The head kind (layers/heads.py) each task class holds, and the scope its head is read into when the directory
+# does not name one (the classification scope is the config's `finetuning_task`, as for the Funnel).
+_HEAD_KIND = {SEQUENCE_CLASSIFICATION: "classification", MULTIPLE_CHOICE: "multiple_choice",
+              TOKEN_CLASSIFICATION: "token_classification"}
+_DEFAULT_SCOPE = {SEQUENCE_CLASSIFICATION: "cls", MULTIPLE_CHOICE: "race", TOKEN_CLASSIFICATION: "tagger"}
+_FOREIGN_HEADS = {
+    "qa_outputs.": "transformers' span head (one Linear for start and end logits) is not the original SQuAD head "
+                   "this project builds (end logits conditioned on the start, answer class); a SQuAD task starts its "
+                   "head at init",
+}
+POOLER = ("encoder/pooler/kernel", "encoder/pooler/bias")
 
 Transform = Callable[[np.ndarray], np.ndarray]
 _TRANSFORMS: dict[str, tuple[Transform, Transform]] = {  # kind -> (HF -> ours, ours -> HF)
@@ -78,6 +95,19 @@ def pretraining_head_rules() -> dict[str, Rule]:
         "cls.seq_relationship.weight": Rule("classification/output_kernel", "same"),
         "cls.seq_relationship.bias": Rule("classification/output_bias", "same"),
     }
+
+
+def task_head_rules(architecture: str, scope: str) -> dict[str, Rule]:
+    """The `classifier` Linear of a transformers task class -> our head's dense: `<scope>/logit` (sequence and
+    token classification), `<scope>/logits` (multiple choice, one output per choice). Empty for other classes."""
+    if architecture not in TASK_CLASSES:
+        return {}
+    return _dense("classifier", f"{scope}/{'logits' if architecture == MULTIPLE_CHOICE else 'logit'}")
+
+
+def _head_scope(architecture: str, raw: dict) -> str:
+    task = raw.get("finetuning_task") if architecture == SEQUENCE_CLASSIFICATION else None
+    return str(task).lower() if task else _DEFAULT_SCOPE.get(architecture, "cls")
 
 
 # Keys transformers may hold that are copies of other keys (tied) or buffers, checked and not loaded.
@@ -147,10 +177,9 @@ def read_hf_fnet(directory: str) -> HFFNetContents:
     tensors = _read_tensors(directory)
     task_model = any(key.startswith(TASK_PREFIX) for key in tensors)
     state_hf = {(k[len(TASK_PREFIX):] if k.startswith(TASK_PREFIX) else k): v for k, v in tensors.items()}
-    declared = [a for a in raw.get("architectures") or [] if a.startswith("FNet")]
-    architecture = declared[0] if declared else (PRETRAINING if "cls.predictions.bias" in state_hf else
-                                                 BASE_MODEL if not task_model else "an FNet task class")
-    rules = {**backbone_rules(config.n_layer), **pretraining_head_rules()}
+    architecture = _detect_architecture(raw, state_hf, task_model)
+    rules = {**backbone_rules(config.n_layer), **pretraining_head_rules(),
+             **task_head_rules(architecture, _head_scope(architecture, raw))}
     state, skipped = {}, {}
     for key, array in state_hf.items():
         if key in _TIED:
@@ -160,39 +189,94 @@ def read_hf_fnet(directory: str) -> HFFNetContents:
         elif key.endswith(_DFT_BUFFERS):
             skipped[key] = "transformers' precomputed DFT matrix (a buffer); built from the input length here"
         elif key not in rules:
-            skipped[key] = f"a weight of {architecture}'s head, which funnel_tfm's FNet does not build"
+            skipped[key] = next((why for prefix, why in _FOREIGN_HEADS.items() if key.startswith(prefix)),
+                                f"a weight of {architecture}'s head, which funnel_tfm's FNet does not build")
         else:
             rule = rules[key]
             state[rule.name] = _TRANSFORMS[rule.kind][0](array)
     return HFFNetContents(config=config, state=state, skipped=skipped, architecture=architecture)
 
 
-def write_hf_fnet(directory: str, config: FNetConfig, state: dict[str, np.ndarray], architecture: str) -> None:
+def _detect_architecture(raw: dict, state_hf: dict[str, np.ndarray], task_model: bool) -> str:
+    """The class `architectures` declares (transformers' save_pretrained writes it), else the one the keys show;
+    a bare `classifier` is read as sequence classification, the commonest."""
+    declared = [a for a in raw.get("architectures") or [] if a.startswith("FNet")]
+    if declared:
+        return declared[0]
+    if "cls.predictions.bias" in state_hf:
+        return PRETRAINING
+    if "qa_outputs.weight" in state_hf:
+        return QUESTION_ANSWERING
+    if "classifier.weight" in state_hf:
+        return SEQUENCE_CLASSIFICATION
+    return BASE_MODEL if not task_model else "an FNet task class"
+
+
+def choose_architecture(heads: list[tuple[str, str, int]], state: dict[str, np.ndarray]) -> tuple[str, str | None]:
+    """(transformers class, head scope) for a model with these heads ((kind, scope, n_class), as
+    `FunnelCheckpoint.head_specs` lists them) and weights: the task class of its sequence classification, multiple
+    choice or token classification head (in that order), else FNetForPreTraining when `state` holds the MLM and
+    NSP heads, else FNetModel (a SQuAD head has no transformers class: it is not written)."""
+    for architecture, kind in _HEAD_KIND.items():
+        scope = next((s for k, s, _ in heads if k == kind), None)
+        if scope is not None:
+            return architecture, scope
+    if all(rule.name in state for rule in pretraining_head_rules().values()):
+        return PRETRAINING, None
+    return BASE_MODEL, None
+
+
+def _config_values(config: FNetConfig, architecture: str, scope: str | None, state: dict[str, np.ndarray]) -> dict:
+    values = {**config.to_hf_dict(), "architectures": [architecture],
+              # An explicit dtype: without one, transformers infers it by reading the file's dtypes, and fails on
+              # the complex64 DFT buffers ("unknown dtype C64").
+              "dtype": "float32"}
+    if architecture in (SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION):
+        n_class = int(np.shape(state[f"{scope}/logit/kernel"])[-1])
+        values["id2label"] = {str(i): f"LABEL_{i}" for i in range(n_class)}
+        values["label2id"] = {f"LABEL_{i}": i for i in range(n_class)}
+        if architecture == SEQUENCE_CLASSIFICATION:
+            values["finetuning_task"] = scope
+            values["problem_type"] = "regression" if n_class == 1 else "single_label_classification"
+    return values
+
+
+def write_hf_fnet(directory: str, config: FNetConfig, state: dict[str, np.ndarray], architecture: str,
+                  scope: str | None = None) -> tuple[dict[str, str], list[str]]:
     """Writes config.json + model.safetensors (the keys transformers saves) into an existing directory.
 
-    Raises CheckpointError when the config cannot be expressed in transformers or a weight is missing.
+        skipped, zeroed = write_hf_fnet("staging", config, state, SEQUENCE_CLASSIFICATION, scope="cola")
+
+    `scope`: where the task head's weights are in `state` (default: cls, race, tagger). Returns ({name in
+    `state`: why it was not written}, [names written as zeros]): every transformers class holds the pooler, which
+    a tagger never trains (its head reads the tokens), so an absent pooler is written as zeros. Raises
+    CheckpointError when the config cannot be expressed in transformers or a weight is missing.
     """
     from safetensors.numpy import save_file
     if architecture not in ARCHITECTURES:
         raise CheckpointError(f"cannot write {architecture!r}; expected one of {', '.join(ARCHITECTURES)}")
-    try:
-        values = config.to_hf_dict()
-    except ConfigError as error:
-        raise CheckpointError(str(error)) from None
+    scope = scope or _DEFAULT_SCOPE.get(architecture)
+    state = dict(state)
+    zeroed = [name for name in POOLER if name not in state]
+    for name in zeroed:
+        state[name] = np.zeros((config.d_model,) * (2 if name.endswith("kernel") else 1), np.float32)
     rules = backbone_rules(config.n_layer)
-    if architecture == PRETRAINING:
-        rules = {TASK_PREFIX + key: rule for key, rule in rules.items()}
-        rules.update(pretraining_head_rules())
+    prefix = TASK_PREFIX if architecture != BASE_MODEL else ""
+    rules = {prefix + key: rule for key, rule in rules.items()}
+    rules.update(pretraining_head_rules() if architecture == PRETRAINING else task_head_rules(architecture, scope))
     absent = sorted(rule.name for rule in rules.values() if rule.name not in state)
     if absent:
         raise CheckpointError(f"cannot write {architecture}: missing {len(absent)} weight(s): {', '.join(absent[:8])}"
                               f"{' ...' if len(absent) > 8 else ''}")
+    try:
+        values = _config_values(config, architecture, scope, state)
+    except ConfigError as error:
+        raise CheckpointError(str(error)) from None
     tensors = {key: np.ascontiguousarray(_TRANSFORMS[rule.kind][1](np.asarray(state[rule.name], np.float32)))
                for key, rule in rules.items()}
-    prefix = TASK_PREFIX if architecture == PRETRAINING else ""
     tensors.update({prefix + key: matrix for key, matrix in dft_buffers(config).items()})
     with open(os.path.join(directory, HF_CONFIG), "w") as handle:
-        # An explicit dtype: without one, transformers infers it by reading the file's dtypes, and fails on the
-        # complex64 DFT buffers ("unknown dtype C64").
-        json.dump({**values, "architectures": [architecture], "dtype": "float32"}, handle, indent=2, sort_keys=True)
+        json.dump(values, handle, indent=2, sort_keys=True)
     save_file(tensors, os.path.join(directory, HF_WEIGHTS), metadata={"format": "pt"})
+    written = {rule.name for rule in rules.values()}
+    return {name: f"{architecture} has no place for it" for name in state if name not in written}, zeroed

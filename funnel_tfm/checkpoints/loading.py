@@ -11,6 +11,7 @@ the names show, the ELECTRA generator of a FULL checkpoint, and the optimizer st
     export(ckpt, "out/original", to="original")          # net_config.json + model.ckpt*, optimizer state kept
     export(ckpt, "out/keras", to="keras")                # funnel_config.json + model.safetensors (this project)
     FunnelTFM.from_pretrained("out/keras")               # any of the four formats: the backbone only
+    export(fnet_task_view, "out/hf", to="hf")            # an FNet view: FNetForSequenceClassification, ... (N11)
 
 Formats: the original TF1 checkpoint (and the original PyTorch `model.pt` with `net_config.pytorch.json`),
 Hugging Face (`config.json` + `model.safetensors` or `pytorch_model.bin`), and ours ("keras"). Outputs are
@@ -27,15 +28,16 @@ from typing import Any
 import numpy as np
 
 from funnel_tfm import file_io
-from funnel_tfm.checkpoints import hf_format, original_format
+from funnel_tfm.checkpoints import fnet_format, hf_fnet, hf_format, original_format
 from funnel_tfm.checkpoints.assign import assign_by_name
 from funnel_tfm.config import ConfigError, ModelConfig
+from funnel_tfm.config_fnet import FNetConfig
 from funnel_tfm.errors import CheckpointError
 from funnel_tfm.layers import head_factories
 from funnel_tfm.layers.heads import TokenClassificationHead
 
 __all__ = ["CheckpointError", "FunnelCheckpoint", "LoadReport", "build_checkpoint", "export", "load_checkpoint",
-           "save_pretrained"]
+           "matched_head_state", "save_pretrained"]
 
 OUR_CONFIG = "funnel_config.json"
 OUR_WEIGHTS = "model.safetensors"
@@ -105,13 +107,57 @@ class FunnelCheckpoint:
         return [(head.kind, scope, getattr(head, "n_class", 1)) for scope, head in self.heads.items()]
 
 
+# Heads with one dense under `<scope>/`, matched across scopes; SQuAD's keeps its own names and partial loads.
+_TASK_HEAD_KINDS = ("classification", "multiple_choice", "token_classification")
+
+
+def _head_label(head: Any) -> str:
+    n_class = getattr(head, "n_class", None)
+    return f" ({n_class} {'class' if n_class == 1 else 'classes'})" if n_class is not None else ""
+
+
+def matched_head_state(init: FunnelCheckpoint, view: FunnelCheckpoint) -> tuple[dict[str, np.ndarray], list[str]]:
+    """`init.state()` with each task head of `view` matched to a head of its kind in `init`, and one note per head.
+
+        state, notes = matched_head_state(init_checkpoint, task.checkpoint_view())
+
+    The match is the checkpoint's head under the same scope, else its only head of that kind (a transformers task
+    class holds one, under its `finetuning_task` or a default scope), renamed to the view's scope. A head whose
+    shapes do not fit (another label count) is left out, so the task's head stays at init and the note says why,
+    instead of the load failing. Heads the checkpoint's reader could not map (a transformers span head) are named.
+    """
+    state, notes = init.state(), []
+    for scope, head in view.heads.items():
+        if getattr(head, "kind", None) not in _TASK_HEAD_KINDS:
+            continue
+        same_kind = {s: h for s, h in init.heads.items() if getattr(h, "kind", None) == head.kind}
+        source = scope if scope in same_kind else (next(iter(same_kind)) if len(same_kind) == 1 else None)
+        if source is None:
+            notes.append(f"the {head.kind} head '{scope}' starts at init (the checkpoint has no {head.kind} head)")
+            continue
+        values = {MODEL + scope + name[len(source):]: state.pop(MODEL + name)  # `<source>/...` -> `<scope>/...`
+                  for name in same_kind[source].weight_names() if MODEL + name in state}
+        targets = {MODEL + name: variable for name, variable in head.weight_names().items()}
+        what = f"the checkpoint's {head.kind} head '{source}'{_head_label(same_kind[source])}"
+        if set(values) == set(targets) and all(np.shape(values[n]) == tuple(targets[n].shape) for n in targets):
+            state.update(values)
+            notes.append(f"brought {what}" + (f" as '{scope}'" if source != scope else ""))
+        else:
+            notes.append(f"the {head.kind} head '{scope}'{_head_label(head)} starts at init: {what} does not fit")
+    foreign = sorted(name for name, why in init.report.skipped.items() if why.startswith("transformers' span head"))
+    if foreign:
+        notes.append(f"not read: {', '.join(foreign)} ({init.report.skipped[foreign[0]]})")
+    return state, notes
+
+
 # ------------------------------------------------------------------------------------------- building
 def _strip(state: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     return {name[len(prefix):]: value for name, value in state.items() if name.startswith(prefix)}
 
 
-def _detect_heads(config: ModelConfig, names: dict[str, np.ndarray], model) -> tuple[dict[str, Any], list[str]]:
-    """Heads whose scopes appear among `model/` names (without the prefix); returns (heads, unclaimed names)."""
+def detect_heads(config: Any, names: dict[str, np.ndarray], model) -> tuple[dict[str, Any], list[str]]:
+    """Heads whose scopes appear among `model/` names (without the prefix); returns (heads, unclaimed names).
+    `config`: a ModelConfig, or an FNetConfig for the task heads of an FNet checkpoint (`tasks/backbones.py`)."""
     heads: dict[str, Any] = {}
     policy = model.dtype_policy
     scopes = {name.split("/", 1)[0] for name in names if not name.startswith(_BACKBONE_SCOPES)}
@@ -232,7 +278,7 @@ def build_checkpoint(config: ModelConfig, state: dict[str, np.ndarray], source: 
         if name.startswith("decoder/") and not with_decoder:
             report.skipped[MODEL + name] = "decoder weight, and the model was built without the decoder"
 
-    heads, unclaimed = _detect_heads(config, core, model)
+    heads, unclaimed = detect_heads(config, core, model)
     for name in unclaimed:
         report.skipped[MODEL + name] = "no head in this project uses this scope"
     result = FunnelCheckpoint(model=model, heads=heads, optimizer_state=optimizer_state, report=report,
@@ -349,6 +395,7 @@ class ExportReport:
     written: int
     skipped: dict[str, str]
     detail: str = ""
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 def _write_keras(directory: str, ckpt: FunnelCheckpoint, state: dict[str, np.ndarray]) -> dict[str, str]:
@@ -373,6 +420,8 @@ def export(ckpt: FunnelCheckpoint, directory: str, to: str, overwrite: bool = Fa
     """
     if to not in FORMATS:
         raise CheckpointError(f"unknown output format {to!r}; expected one of {', '.join(FORMATS)}")
+    if isinstance(ckpt.config, FNetConfig):
+        return _export_fnet(ckpt, directory, to, overwrite)
     if to != "keras" and ckpt.config.has_fourier:
         raise CheckpointError(f"{directory}: block_mixers {ckpt.config.block_mixers!r} has Fourier blocks, which the "
                               f"{to!r} format cannot express (every layer of the original and of transformers' Funnel "
@@ -395,6 +444,34 @@ def export(ckpt: FunnelCheckpoint, directory: str, to: str, overwrite: bool = Fa
         raise CheckpointError(str(error)) from None
     written = len(state) - len([n for n in skipped if n in state])
     return ExportReport(path=directory, format=to, written=written, skipped=skipped, detail=detail)
+
+
+def _export_fnet(ckpt: FunnelCheckpoint, directory: str, to: str, overwrite: bool) -> ExportReport:
+    """An FNet view (`model/encoder/...` and its heads) as transformers' class for its head (`hf_fnet`: task
+    classes, FNetForPreTraining, FNetModel) or ours (`fnet_format`, any FNet config)."""
+    if to == "original":
+        raise CheckpointError(f"{directory}: the original Funnel format cannot hold FNet (its layers mix by Fourier "
+                              f"transform); write to='hf' (transformers' FNet classes) or to='keras' (fnet_config.json "
+                              f"+ model.safetensors)")
+    state = _strip(ckpt.state(), MODEL)
+    architecture, scope = hf_fnet.choose_architecture(ckpt.head_specs(), state)
+    skipped, notes = {}, []
+    try:
+        with file_io.atomic_directory(directory, overwrite=overwrite) as staging:
+            if to == "hf":
+                skipped, zeroed = hf_fnet.write_hf_fnet(staging, ckpt.config, state, architecture, scope)
+                if zeroed:
+                    notes.append(f"{', '.join(zeroed)} written as zeros: {architecture} holds a pooler, which this "
+                                 f"model never trained (its head reads every token, not the pooled output)")
+            else:
+                fnet_format.write_fnet(staging, ckpt.config, state, architecture)
+    except file_io.OutputExistsError as error:
+        raise CheckpointError(str(error)) from None
+    skipped = {MODEL + name: why for name, why in skipped.items()}
+    skipped.update({name: "optimizer state is not part of this format" for name in ckpt.optimizer_state})
+    written = len(state) - len([name for name in skipped if name[len(MODEL):] in state])
+    detail = f"transformers class {architecture}" if to == "hf" else ""
+    return ExportReport(path=directory, format=to, written=written, skipped=skipped, detail=detail, notes=notes)
 
 
 def from_model(model, heads: dict[str, Any] | None = None, generator=None, generator_head=None) -> FunnelCheckpoint:

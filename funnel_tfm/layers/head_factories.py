@@ -28,9 +28,11 @@ def discriminator_head(config: ModelConfig, **kwargs) -> DiscriminatorHead:
     return DiscriminatorHead(config.d_model, config_initializer(config), **kwargs)
 
 
-def classification_head(config: ModelConfig, n_class: int, scope: str = "cls", **kwargs) -> ClassificationHead:
-    return ClassificationHead(config.d_model, n_class, config.dropout, config_initializer(config), scope=scope,
-                              **kwargs)
+def classification_head(config: ModelConfig, n_class: int, scope: str = "cls", dropout: float | None = None,
+                        **kwargs) -> ClassificationHead:
+    """dropout: the rate on the pooled summary before the dense (default: config.dropout)."""
+    rate = config.dropout if dropout is None else dropout
+    return ClassificationHead(config.d_model, n_class, rate, config_initializer(config), scope=scope, **kwargs)
 
 
 def multiple_choice_head(config: ModelConfig, scope: str = "race", **kwargs) -> MultipleChoiceHead:

@@ -4,6 +4,7 @@
     export_model("exp/cola", "keras", "out/cola_keras", checkpoint="latest")  # model.keras + vocabulary
     export_model("exp/race", "hf", "out/race_hf")                          # FunnelForMultipleChoice
     export_model("exp/squad", "hf", "out/squad_hf", backbone_only=True)    # FunnelModel (no HF class for the head)
+    export_model("exp/fnet_cola", "hf", "out/fnet_cola_hf")                # FNetForSequenceClassification (N11)
     export_model("exp/race", "onnx", "out/race_onnx")                      # model.onnx, checked with onnxruntime
 
 Every export holds `funnel_export.json` (task, labels, lengths, tokenizer file, source checkpoint and step) and
@@ -34,13 +35,16 @@ def _check_format(fmt: str, task: str | None, backbone_only: bool) -> None:
     if fmt == "hf" and task == "squad" and not backbone_only:
         raise ExportError("--format=hf: transformers has no class for the original's SQuAD head (end logits "
                           "conditioned on the start, and the answer-class logit); pass --backbone_only to export "
-                          "the finetuned backbone as FunnelModel, or use --format=keras")
+                          "the finetuned backbone as FunnelModel (FNetModel for an FNet run), or use --format=keras")
 
 
-def _write_hf(finetuned: FinetunedModel, staging: str, backbone_only: bool) -> str:
+def _write_hf(finetuned: FinetunedModel, staging: str, backbone_only: bool) -> tuple[str, list[str]]:
+    """Returns (transformers class, notes on what was written specially)."""
     view = finetuned.task.checkpoint_view()
     if backbone_only:
+        untrained = view.report.missing  # e.g. a tagger's pooler: written as zeros for FNet, not as its init
         view = from_model(view.model)
+        view.report.missing = [name for name in untrained if name in view.named_variables()]
     report = export_checkpoint(view, staging, to="hf", overwrite=True)  # staging exists: replaced whole
     labels = finetuned.record.get("labels")
     config_path = os.path.join(staging, "config.json")
@@ -51,7 +55,7 @@ def _write_hf(finetuned: FinetunedModel, staging: str, backbone_only: bool) -> s
         values["label2id"] = {name: i for i, name in enumerate(labels)}
         with open(config_path, "w") as handle:
             json.dump(values, handle, indent=2, sort_keys=True)
-    return report.detail.removeprefix("transformers class ")
+    return report.detail.removeprefix("transformers class "), report.notes
 
 
 def _write_onnx(finetuned: FinetunedModel, staging: str, backbone_only: bool) -> dict[str, Any]:
@@ -100,7 +104,10 @@ def export_model(model_dir: str, fmt: str, export_dir: str, checkpoint: str = "b
             model.save(os.path.join(staging, KERAS_ARCHIVE))
             extra = {"file": KERAS_ARCHIVE}
         else:
-            extra = {"transformers_class": _write_hf(finetuned, staging, backbone_only)}
+            transformers_class, notes = _write_hf(finetuned, staging, backbone_only)
+            extra = {"transformers_class": transformers_class}
+            for note in notes:
+                log(f"  {note}")
         vocab_name = os.path.basename(vocab)
         file_io.makedirs(os.path.join(staging, "tokenizer"))
         shutil.copyfile(vocab, os.path.join(staging, "tokenizer", vocab_name))

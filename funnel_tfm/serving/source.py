@@ -16,7 +16,8 @@ from typing import Any
 import tensorflow as tf
 
 from funnel_tfm import file_io
-from funnel_tfm.config import ModelConfig, load_config
+from funnel_tfm.config import ModelConfig
+from funnel_tfm.config_fnet import FNetConfig, load_any_config
 from funnel_tfm.data.preprocessing import Preprocessor
 from funnel_tfm.errors import CheckpointError
 from funnel_tfm.tasks.base import Task
@@ -38,7 +39,7 @@ class ExportError(ValueError):
 @dataclasses.dataclass
 class FinetunedModel:
     record: dict[str, Any]
-    config: ModelConfig
+    config: ModelConfig | FNetConfig
     task: Task
     checkpoint: str
     step: int | None
@@ -65,7 +66,7 @@ def choose_checkpoint(model_dir: str, checkpoint: str) -> tuple[int | None, str]
     return best_checkpoint(model_dir)
 
 
-def build_task(record: dict[str, Any], config: ModelConfig, record_path: str) -> Task:
+def build_task(record: dict[str, Any], config: ModelConfig | FNetConfig, record_path: str) -> Task:
     """The task model the record describes, with fresh weights."""
     kind = record["task"]
     if kind == "classification":
@@ -94,7 +95,7 @@ def load_finetuned(model_dir: str, checkpoint: str = "best") -> FinetunedModel:
     config_path = os.path.join(model_dir, NET_CONFIG)
     if not file_io.exists(config_path):
         raise ExportError(f"{config_path}: missing (the model's config, written by the training run)")
-    config = load_config(config_path)
+    config = load_any_config(config_path)  # a Funnel or an FNet run
     task = build_task(record, config, os.path.join(model_dir, RUN_RECORD))
     status = tf.train.Checkpoint(**task.trackables()).read(prefix)
     try:

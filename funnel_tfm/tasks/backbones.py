@@ -4,6 +4,7 @@
     hidden = full_length_output(backbone, backbone(inputs))     # [B, L, D] for SQuAD and the tagger
     mixes_padding(config)                                        # True: train and serve at one padded length
     init = load_fnet_checkpoint("google-fnet-base")              # a FunnelCheckpoint view, `model/encoder/...`
+    init = load_fnet_checkpoint("fnet-sst2")     # transformers FNetForSequenceClassification: + head `cls/logit`
     export_view(task.checkpoint_view(), "exp/cola/export")       # funnel_config.json or fnet_config.json
 
 FNet has no decoder: its last layer is already full length, so the tasks that read every token (SQuAD, tagging)
@@ -22,7 +23,8 @@ from keras import ops
 
 from funnel_tfm import file_io
 from funnel_tfm.checkpoints import fnet_format, hf_fnet
-from funnel_tfm.checkpoints.loading import MODEL, FunnelCheckpoint, LoadReport, export
+from funnel_tfm.checkpoints.assign import assign_by_name
+from funnel_tfm.checkpoints.loading import MODEL, FunnelCheckpoint, LoadReport, detect_heads, export
 from funnel_tfm.config import ModelConfig, read_json_object
 from funnel_tfm.config_fnet import FNET_CONFIG_FILE, FNetConfig, is_fnet_config_values
 from funnel_tfm.data.data_utils import CLS_SEGMENT_ID, SEGMENT_A_ID
@@ -110,14 +112,22 @@ def fnet_pretraining_view(model: FNetPreTrainingModel) -> FunnelCheckpoint:
 
 
 def load_fnet_checkpoint(path: str) -> FunnelCheckpoint:
-    """A transformers FNet directory (FNetModel / FNetForPreTraining) or ours (fnet_config.json) as a checkpoint
-    view; weights the directory lacks (the heads of an FNetModel) are `report.missing`, so they are not used."""
-    model = FNetPreTrainingModel.from_pretrained(path)
+    """A transformers FNet directory (FNetModel, FNetForPreTraining, FNetForSequenceClassification,
+    FNetForMultipleChoice, FNetForTokenClassification, FNetForQuestionAnswering) or ours (fnet_config.json) as a
+    checkpoint view: the backbone (`model/encoder/...`), the pretraining heads (N5) and the task heads the names
+    show (`<scope>/logit`, `race/logits`, `tagger/logit`, SQuAD's; fnet semantics N11). Weights the directory
+    lacks (an FNetModel's heads) are `report.missing`, so they are not used; keys it cannot map are
+    `report.skipped`, with why (transformers' span head among them)."""
+    contents = fnet_format.read_any_fnet(path)
+    model = FNetPreTrainingModel(contents.config)
     view = fnet_pretraining_view(model)
-    loaded = model.load_report
-    missing = set(loaded.missing)
-    view.report = LoadReport(loaded=["model/" + n for n in loaded.loaded], skipped=dict(loaded.skipped),
-                             missing=sorted("model/" + n for n in missing))
+    heads, unclaimed = detect_heads(contents.config, contents.state, model.backbone)
+    view.heads.update(heads)
+    result = assign_by_name(view.named_variables(), {MODEL + n: v for n, v in contents.state.items()}, path)
+    skipped = dict(contents.skipped)
+    pretraining = set(model.weight_names())
+    skipped.update({n: "no head in this project uses this scope" for n in unclaimed if n not in pretraining})
+    view.report = LoadReport(loaded=result.assigned, skipped=skipped, missing=result.missing)
     view.source_format = "fnet"
     return view
 

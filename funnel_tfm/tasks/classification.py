@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from funnel_tfm.checkpoints.loading import FunnelCheckpoint, from_model
 from funnel_tfm.layers import head_factories
-from funnel_tfm.tasks.backbones import AnyConfig, build_backbone, config_from_dict
+from funnel_tfm.tasks.backbones import AnyConfig, build_backbone, config_from_dict, is_fnet
 from funnel_tfm.tasks.base import Task
 
 MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
@@ -37,7 +37,10 @@ class ClassifierModel(keras.Model):
         self.config, self.n_class, self.scope = config, n_class, scope
         policy = self.dtype_policy
         self.backbone = build_backbone(config, use_decoder=False, name="model", dtype=policy)
-        self.head = head_factories.classification_head(config, n_class, scope=scope, dtype=policy)
+        # The original FNet projects the pooled output with no dropout before it (fnet semantics N11);
+        # transformers' FNetForSequenceClassification and the original Funnel drop out there.
+        dropout = 0.0 if is_fnet(config) else None
+        self.head = head_factories.classification_head(config, n_class, scope=scope, dropout=dropout, dtype=policy)
         self.built = True
 
     def call(self, inputs: dict[str, Any], training: bool = False):

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import tensorflow as tf
 
 from funnel_tfm.checkpoints.assign import assign_by_name
+from funnel_tfm.checkpoints.loading import matched_head_state
 from funnel_tfm.tasks.base import Task
 from funnel_tfm.training.checkpointing import TrainingCheckpoints
 from funnel_tfm.training.optimization import AdamW, DynamicLossScale, WarmupDecay
@@ -79,16 +80,19 @@ def build_optimizer(task: Task, run: Any) -> AdamW:
 def initialize_from(init: Any, task: Task, optimizer: AdamW, trainer: Trainer, source: str,
                     init_global_vars: bool) -> str:
     """Assigns the weights of `init` (a FunnelCheckpoint) by original name; returns a one-line summary of what
-    was loaded, left at init and unused (and, with `init_global_vars`, the optimizer state restored)."""
+    was loaded, left at init and unused (and, with `init_global_vars`, the optimizer state restored). A task head
+    takes the checkpoint's head of its kind when it fits, and the summary says which (`matched_head_state`)."""
     view = task.checkpoint_view()
     targets = {n: v for n, v in view.named_variables().items() if n not in view.report.missing}  # trained ones
-    result = assign_by_name(targets, init.state(), source, where="the model being trained")
+    state, head_notes = matched_head_state(init, view)
+    result = assign_by_name(targets, state, source, where="the model being trained")
     missing, unused = result.missing, result.unused
     summary = f"initialized {len(result.assigned)} weights from {source}"
     if missing:
         summary += f"; {len(missing)} left at init (e.g. {', '.join(missing[:3])})"
     if unused:
         summary += f"; {len(unused)} unused (e.g. {', '.join(unused[:3])})"
+    summary += "".join(f"; {note}" for note in head_notes)
     if init_global_vars and init.optimizer_state:
         restored = optimizer.load_slot_state(init.optimizer_state, source)
         if "global_step" in init.optimizer_state:
