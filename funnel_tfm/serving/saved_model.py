@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from funnel_tfm.data.preprocessing import Preprocessor
-from funnel_tfm.serving.source import ExportError, FinetunedModel
+from funnel_tfm.serving.source import FinetunedModel
 
 TEXT = tf.TensorSpec([None], tf.string, name="text")
 TEXT_PAIR = tf.TensorSpec([None], tf.string, name="text_pair")
@@ -56,40 +56,37 @@ def classification_endpoint(model: keras.Model, preprocessor: Preprocessor, reco
     return serve_single, [TEXT]
 
 
-def _endpoint(finetuned: FinetunedModel) -> tuple[Callable, list[tf.TensorSpec], list[str]]:
+def _endpoint(finetuned: FinetunedModel, preprocessor: Preprocessor
+              ) -> tuple[Callable, list[tf.TensorSpec], list[str]]:
     """(function, input signature, output names) of the task's raw-text signature."""
     record, model = finetuned.record, finetuned.task.model
     if record["task"] == "classification":
-        function, signature = classification_endpoint(model, finetuned.preprocessor(), record)
+        function, signature = classification_endpoint(model, preprocessor, record)
         outputs = ["score", "logits"] if record.get("regression") else ["label", "probabilities", "logits",
                                                                           "label_names"]
         return function, signature, outputs
     if record["task"] == "multiple_choice":
         from funnel_tfm.serving.race_signature import multiple_choice_endpoint
-        function, signature = multiple_choice_endpoint(model, finetuned.preprocessor().tokenizer, record)
+        function, signature = multiple_choice_endpoint(model, preprocessor.tokenizer, record)
         return function, signature, ["prediction", "choice", "probabilities", "logits", "option_names"]
     if record["task"] == "tagging":
         from funnel_tfm.serving.tagger_signature import tagging_endpoint
-        function, signature = tagging_endpoint(model, finetuned.preprocessor().tokenizer, record)
+        function, signature = tagging_endpoint(model, preprocessor.tokenizer, record)
         return function, signature, ["tags", "words", "num_words"]
-    tokenizer = finetuned.preprocessor().tokenizer
-    if tokenizer.kind != "wordpiece":
-        raise ExportError(f"--format=saved_model: raw-text SQuAD serving maps answers to characters for WordPiece "
-                          f"vocabularies only ({record['tokenizer_path']} is {tokenizer.kind}); use --format=keras "
-                          f"or onnx")
-    from funnel_tfm.serving.squad_signature import squad_endpoint
-    function, signature = squad_endpoint(model, tokenizer, record)
-    return function, signature, ["answer", "answer_start", "answer_end", "answer_log_prob", "null_odds",
-                                 "no_answer_probability", "truncated"]
+    from funnel_tfm.serving.squad_signature import OUTPUTS, squad_endpoint
+    function, signature = squad_endpoint(model, preprocessor.tokenizer, record)
+    return function, signature, list(OUTPUTS)
 
 
 def write_saved_model(finetuned: FinetunedModel, directory: str) -> dict[str, Any]:
     """Writes the raw-text SavedModel of `finetuned` into the (staging) `directory`; returns its signature's
     description (inputs, outputs) for the export's metadata."""
-    function, signature, outputs = _endpoint(finetuned)
+    # one tokenizer, tracked and used: a SentencePiece model is a resource the archive must hold
+    preprocessor = finetuned.preprocessor()
+    function, signature, outputs = _endpoint(finetuned, preprocessor)
     archive = keras.export.ExportArchive()
     archive.track(finetuned.task.model)
-    for trackable in finetuned.preprocessor().tokenizer.trackables().values():
+    for trackable in preprocessor.tokenizer.trackables().values():
         archive.track(trackable)
     archive.add_endpoint("serving_default", function, input_signature=signature)
     archive.write_out(directory, verbose=False)
