@@ -2,10 +2,15 @@ r"""Batch inference with an exported model: one JSON line per input line, bad li
 
     python -m funnel_tfm.predict --model=serving/cola/1 --input=texts.txt --output=predictions.jsonl
     python -m funnel_tfm.predict --model=serving/mnli/1 --input=pairs.tsv --output=out.jsonl --bad_lines=fail
+    python -m funnel_tfm.predict --model=serving/race/1 --input=questions.jsonl --output=choices.jsonl
+    python -m funnel_tfm.predict --model=serving/squad/1 --input=questions.tsv --output=answers.jsonl
 
-`--model` is a `python -m funnel_tfm.export --format=saved_model` directory (tokenizer inside). Inputs: `.txt`
-(a text per line), `.tsv` (text, or text<TAB>text_pair), `.jsonl` (`{"text": ..., "text_pair": ..., "id": ...}`).
-Progress lines go to stderr; the output file appears only once complete; the summary line gives examples/s.
+`--model` is a `python -m funnel_tfm.export --format=saved_model` directory of any task (tokenizer inside; the
+task is read from its funnel_export.json). Inputs name the signature's fields: `.jsonl` (`{"text": ...,
+"text_pair": ...}`, `{"article": ..., "question": ..., "options": [4 strings]}`, `{"question": ..., "context":
+...}`; an optional `id`), `.tsv` (a header naming the columns; a classifier's `text<TAB>text_pair` needs none) or
+`.txt` (a text per line: classifiers of single texts, the tagger). Progress lines go to stderr; the output file
+appears only once complete; the summary line gives examples/s.
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ from absl import app, flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "An export directory written by `funnel_tfm.export --format=saved_model`.")
-flags.DEFINE_string("input", None, "Texts: .txt, .tsv or .jsonl (UTF-8).")
+flags.DEFINE_string("input", None, "Inputs: .jsonl or .tsv naming the model's fields, or .txt (UTF-8).")
 flags.DEFINE_string("output", None, "Predictions, JSON lines (written under a temporary name, then renamed).")
-flags.DEFINE_integer("batch_size", 64, "Texts per model call.")
+flags.DEFINE_integer("batch_size", 64, "Examples (input lines) per model call.")
 flags.DEFINE_enum("bad_lines", "skip", ["skip", "fail"], "skip: write {line, error} and count it; fail: stop at "
-                                                         "the first empty / non-UTF-8 / too long / malformed line.")
+                                                         "the first empty / non-UTF-8 / too long / malformed line "
+                                                         "(missing field, wrong column or option count).")
 flags.DEFINE_integer("max_chars", 100_000, "Lines longer than this many characters are bad lines.")
 
 

@@ -14,6 +14,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `helpers`, `mo
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+# Tiny RACE / tagger / SQuAD runs and their SavedModels, shared by the export and batch-inference tests: fixtures
+# that pytest finds here by name, so each run happens once per session.
+from task_runs import (race_run, race_saved_model, squad_run, squad_saved_model, tagger_run,  # noqa: E402
+                       tagger_saved_model)
+
+__all__ = ["race_run", "race_saved_model", "squad_run", "squad_saved_model", "tagger_run", "tagger_saved_model"]
+
+
 def pytest_configure(config):
     _pin_full_float32_matmuls(os.environ.get("KERAS_BACKEND", "tensorflow"))
 

@@ -139,6 +139,74 @@ def test_hf_export_loads_with_no_missing_keys_and_same_logits(finetuned, tmp_pat
     np.testing.assert_allclose(torch.softmax(torch.tensor(logits), -1).numpy(), reference, atol=1e-6)
 
 
+def hf_logits(model, features: dict[str, np.ndarray]) -> np.ndarray:
+    """transformers' logits for our features (token ids, segments with [CLS] = 2, 1 = real), dropout off."""
+    import torch
+    with torch.no_grad():
+        return model.eval()(input_ids=torch.tensor(features["token_ids"]).long(),
+                            token_type_ids=torch.tensor(features["segment_ids"]).long(),
+                            attention_mask=torch.tensor(features["padding_mask"]).long()).logits.numpy()
+
+
+def unpadded(features: dict[str, np.ndarray], length: int) -> dict[str, np.ndarray]:
+    """The first `length` positions of [..., L] features, batch axis added. transformers pools the padding mask
+    otherwise than the original (README: a pooled token is real only if all its sources are), so logits are
+    compared on rows without padding."""
+    return {name: features[name][np.newaxis, ..., :length] for name in ("token_ids", "segment_ids", "padding_mask")}
+
+
+@pytest.mark.slow  # the shared RACE run, torch and transformers
+def test_hf_export_of_race_is_funnel_for_multiple_choice_with_the_same_logits(race_run, tmp_path):
+    from transformers import AutoModelForMultipleChoice
+    from funnel_tfm.data.race_data import pack_race, qa_texts
+    from funnel_tfm.serving.source import load_finetuned
+    directory = export_model(race_run["model_dir"], "hf", str(tmp_path / "hf"), log=lambda line: None)
+    assert json.load(open(os.path.join(directory, "funnel_export.json")))["transformers_class"] == \
+        "FunnelForMultipleChoice"
+    model, info = AutoModelForMultipleChoice.from_pretrained(directory, output_loading_info=True)
+    assert type(model).__name__ == "FunnelForMultipleChoice"
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    finetuned = load_finetuned(race_run["model_dir"])
+    tokenizer, record = finetuned.preprocessor().tokenizer, finetuned.record
+    packed = [pack_race(tokenizer.encode(e.article), tokenizer.encode_batch(qa_texts(e)), tokenizer,
+                        record["max_seq_length"], record["max_qa_length"]) for e in race_run["examples"]]
+    ours_padded = finetuned.task.model({name: np.stack([p[name] for p in packed]) for name in packed[0]}).numpy()
+    expected = np.array([[p["probabilities"][k] for k in "ABCD"] for p in race_run["predictions"]])
+    np.testing.assert_allclose(tf.nn.softmax(ours_padded).numpy(), expected, atol=1e-6)  # the predicted model
+    for features in packed:
+        lengths = features["padding_mask"].sum(-1)
+        assert len(set(lengths)) == 1  # one-word options: the four rows of a question end together
+        rows = unpadded(features, int(lengths[0]))
+        np.testing.assert_allclose(hf_logits(model, rows), finetuned.task.model(rows).numpy(), rtol=0, atol=1e-5)
+    assert len({int(p["padding_mask"].sum(-1)[0]) for p in packed}) > 1  # real texts of several lengths
+
+
+@pytest.mark.slow  # the shared tagger run, torch and transformers
+def test_hf_export_of_the_tagger_is_funnel_for_token_classification_with_tag_names(tagger_run, tmp_path):
+    from transformers import AutoModelForTokenClassification
+    from funnel_tfm.data.tagging_records import pack_sentence
+    from funnel_tfm.serving.source import load_finetuned
+    directory = export_model(tagger_run["model_dir"], "hf", str(tmp_path / "hf"), log=lambda line: None)
+    model, info = AutoModelForTokenClassification.from_pretrained(directory, output_loading_info=True)
+    assert type(model).__name__ == "FunnelForTokenClassification"
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    finetuned = load_finetuned(tagger_run["model_dir"])
+    labels = finetuned.record["labels"]
+    assert model.config.id2label == dict(enumerate(labels)) and model.config.label2id == {n: i for i, n in
+                                                                                          enumerate(labels)}
+    tokenizer, seq_len = finetuned.preprocessor().tokenizer, finetuned.record["max_seq_length"]
+    lengths = []
+    for sentence in tagger_run["predicted"]:
+        table = {word: tokenizer.encode(word) for word in sentence.words}
+        features, _ = pack_sentence(sentence, table, tokenizer, {tag: 0 for tag in sentence.tags}, seq_len)
+        lengths.append(int(features["padding_mask"].sum()))
+        rows = unpadded(features, lengths[-1])
+        theirs, ours = hf_logits(model, rows), finetuned.task.model(rows).numpy()
+        np.testing.assert_allclose(theirs, ours, rtol=0, atol=1e-5)
+        assert [model.config.id2label[i] for i in theirs[0].argmax(-1)] == [labels[i] for i in ours[0].argmax(-1)]
+    assert len(set(lengths)) > 1
+
+
 def test_regression_outputs_the_score():
     outputs = classification_outputs(tf.constant([[2.5], [-1.0]]), [], regression=True)
     assert sorted(outputs) == ["logits", "score"] and outputs["score"].numpy().tolist() == [2.5, -1.0]

@@ -12,11 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from funnel_tfm.config import ModelConfig
 from funnel_tfm.data import data_fetch
-from test_classifier import TINY, run_entry_point
-from test_race import synthetic_race
-from test_tagger import GOLD_COLUMN, chunking_dir, sample_blocks  # noqa: F401  (fixtures)
+from test_classifier import run_entry_point
 
 RACE_FRESH_PROCESS = """
 import json, sys
@@ -32,35 +29,14 @@ print(json.dumps({"prediction": [x.decode() for x in out["prediction"].numpy()],
 """
 
 
-@pytest.fixture(scope="module")
-def race_run(tmp_path_factory) -> dict:
-    """A tiny RACE run (real review sentences as articles; qa cut to 16 tokens, articles to 64 - 3 - qa), 4 steps."""
-    from funnel_tfm.data.race_data import read_race
-    root = tmp_path_factory.mktemp("race_export")
-    synthetic_race(str(root / "RACE"), limit=64)
-    config = str(root / "tiny.json")
-    ModelConfig(**TINY).to_json(config)
-    model_dir = str(root / "exp")
-    run_entry_point("race", f"--data_dir={root / 'RACE'}", f"--output_dir={root / 'proc'}", f"--model_dir={model_dir}",
-                    "--uncased=True", f"--tokenizer_path={data_fetch.bert_uncased_vocab()}",
-                    f"--model_config_path={config}", "--max_seq_length=48", "--max_qa_length=9", "--do_train=True",
-                    "--do_predict=True", "--train_batch_size=8", "--eval_batch_size=8", "--train_steps=4",
-                    "--save_steps=4", "--learning_rate=3e-3", "--jit_compile=False", "--use_tpu=False")
-    examples = read_race(str(root / "RACE"), "dev")
-    predictions = [json.loads(line) for line in open(os.path.join(model_dir, "predict", "dev.jsonl"))]
-    assert [p["guid"] for p in predictions] == [e.guid for e in examples]
-    return {"root": root, "model_dir": model_dir, "examples": examples, "predictions": predictions}
-
-
 @pytest.mark.slow  # a RACE run, an export and a fresh TensorFlow process (~1.5 min)
-def test_race_saved_model_in_a_fresh_process_equals_do_predict(race_run, tmp_path):
-    out = tmp_path / "serving" / "1"
-    run_entry_point("export", f"--model_dir={race_run['model_dir']}", "--format=saved_model", f"--export_dir={out}")
+def test_race_saved_model_in_a_fresh_process_equals_do_predict(race_run, race_saved_model, tmp_path):
+    """The tiny RACE run of task_runs.py (real review sentences as articles), exported by the CLI."""
     rows = tmp_path / "rows.json"
     rows.write_text(json.dumps([{"article": e.article, "question": e.question, "options": list(e.options)}
                                 for e in race_run["examples"]]))
-    result = subprocess.run([sys.executable, "-c", RACE_FRESH_PROCESS, str(out), str(rows)], capture_output=True,
-                            text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    result = subprocess.run([sys.executable, "-c", RACE_FRESH_PROCESS, race_saved_model, str(rows)],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert result.returncode == 0, result.stderr[-3000:]
     served = json.loads(result.stdout.strip().splitlines()[-1])
     assert served["project_modules"] == []
@@ -158,23 +134,13 @@ print(json.dumps({"tags": tags, "project_modules": [m for m in sys.modules if m.
 
 
 @pytest.mark.slow  # a tagger run, an export and a fresh TensorFlow process (~1.5 min)
-def test_tagger_saved_model_in_a_fresh_process_equals_do_predict(chunking_dir, tmp_path):
+def test_tagger_saved_model_in_a_fresh_process_equals_do_predict(tagger_run, tagger_saved_model, tmp_path):
     """Real CoNLL-2000 sentences (25 words on average) at max_seq_length 24: the cut words' "O" is served too."""
-    from funnel_tfm.data.conll import read_conll
-    model_dir, config = tmp_path / "exp", tmp_path / "tiny.json"
-    ModelConfig(**TINY).to_json(str(config))
-    run_entry_point("tagger", f"--data_dir={chunking_dir}", f"--output_dir={tmp_path / 'proc'}",
-                    f"--tokenizer_path={data_fetch.bert_uncased_vocab()}", f"--tag_column={GOLD_COLUMN}",
-                    "--max_seq_length=24", f"--model_dir={model_dir}", f"--model_config={config}", "--do_train=True",
-                    "--do_predict=True", "--predict_split=dev", "--train_batch_size=8", "--eval_batch_size=8",
-                    "--train_steps=20", "--save_steps=20", "--learning_rate=5e-3", "--jit_compile=False")
-    predicted = read_conll(str(model_dir / "predict" / "dev.conll"), tag_column=-1)
-    out = tmp_path / "serving" / "1"
-    run_entry_point("export", f"--model_dir={model_dir}", "--format=saved_model", f"--export_dir={out}")
+    predicted = tagger_run["predicted"]
     texts = tmp_path / "texts.json"
     texts.write_text(json.dumps([" ".join(sentence.words) for sentence in predicted]))
-    result = subprocess.run([sys.executable, "-c", TAGGER_FRESH_PROCESS, str(out), str(texts)], capture_output=True,
-                            text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    result = subprocess.run([sys.executable, "-c", TAGGER_FRESH_PROCESS, tagger_saved_model, str(texts)],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert result.returncode == 0, result.stderr[-3000:]
     served = json.loads(result.stdout.strip().splitlines()[-1])
     assert served["project_modules"] == []
@@ -249,28 +215,13 @@ print(json.dumps({"answer": [x.decode() for x in out["answer"].numpy()],
 
 
 @pytest.mark.slow  # a SQuAD run, an export and a fresh TensorFlow process (~2 min)
-def test_squad_saved_model_in_a_fresh_process_equals_do_predict(tmp_path):
+def test_squad_saved_model_in_a_fresh_process_equals_do_predict(squad_run, squad_saved_model, tmp_path):
     """Real State of the Union paragraphs (synthetic questions), one window each at length 160: the served answer,
     its offsets and the no-answer odds are the job's `predictions.json` / `null_odds.json`."""
-    from test_squad import synthetic_squad
-    data = synthetic_squad(str(tmp_path), n_train=48, n_dev=40)
-    config = tmp_path / "tiny.json"
-    ModelConfig(**TINY).to_json(str(config))
-    model_dir = tmp_path / "exp"
-    run_entry_point("squad", f"--train_file={data['train']['path']}", f"--predict_file={data['dev']['path']}",
-                    f"--output_dir={tmp_path / 'proc'}", f"--tokenizer_path={data_fetch.bert_uncased_vocab()}",
-                    "--uncased=True", "--max_seq_length=160", "--max_query_length=48", "--doc_stride=32",
-                    f"--model_dir={model_dir}", f"--model_config_path={config}", "--do_train=True",
-                    "--do_predict=True", "--train_batch_size=8", "--predict_batch_size=16", "--train_steps=4",
-                    "--save_steps=4", "--learning_rate=3e-3", "--jit_compile=False", "--use_tpu=False")
-    predictions = json.load(open(model_dir / "predict" / "4.predictions.json"))
-    null_odds = json.load(open(model_dir / "predict" / "4.null_odds.json"))
-    out = tmp_path / "serving" / "1"
-    run_entry_point("export", f"--model_dir={model_dir}", "--format=saved_model", f"--export_dir={out}")
-    dev = json.load(open(data["dev"]["path"]))["data"][0]["paragraphs"]
-    rows = [{"id": p["qas"][0]["id"], "question": p["qas"][0]["question"], "context": p["context"]} for p in dev]
+    rows, predictions, null_odds = squad_run["rows"], squad_run["predictions"], squad_run["null_odds"]
     (tmp_path / "rows.json").write_text(json.dumps(rows))
-    result = subprocess.run([sys.executable, "-c", SQUAD_FRESH_PROCESS, str(out), str(tmp_path / "rows.json")],
+    result = subprocess.run([sys.executable, "-c", SQUAD_FRESH_PROCESS, squad_saved_model,
+                             str(tmp_path / "rows.json")],
                             capture_output=True, text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert result.returncode == 0, result.stderr[-3000:]
     served = json.loads(result.stdout.strip().splitlines()[-1])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -42,23 +43,32 @@ def tokenizer(vocab) -> Tokenizer:
     return Tokenizer.from_file(vocab)
 
 
-@pytest.fixture(scope="module")
-def sample_blocks() -> list[str]:
+def read_sample_blocks() -> list[str]:
     """The sample's sentences as text blocks (4 columns), in file order."""
     with open(data_fetch.conll2000_chunking_sample(), encoding="utf-8") as handle:
         return handle.read().strip("\n").split("\n\n")
 
 
 @pytest.fixture(scope="module")
-def chunking_dir(tmp_path_factory, sample_blocks) -> str:
+def sample_blocks() -> list[str]:
+    return read_sample_blocks()
+
+
+def write_chunking_dir(directory, blocks: list[str] | None = None) -> str:
     """train.txt (30 sentences) and dev.txt (10) of the real sample; test.txt: the dev words without tags."""
-    directory = tmp_path_factory.mktemp("chunking")
-    (directory / "train.txt").write_text("\n\n".join(sample_blocks[:TRAIN_SENTENCES]) + "\n", encoding="utf-8")
-    (directory / "dev.txt").write_text("-DOCSTART- -X- -X- O\n\n" + "\n\n".join(sample_blocks[TRAIN_SENTENCES:])
-                                       + "\n", encoding="utf-8")
-    words = ["\n".join(line.split(" ")[0] for line in block.split("\n")) for block in sample_blocks[TRAIN_SENTENCES:]]
+    blocks, directory = blocks or read_sample_blocks(), pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "train.txt").write_text("\n\n".join(blocks[:TRAIN_SENTENCES]) + "\n", encoding="utf-8")
+    (directory / "dev.txt").write_text("-DOCSTART- -X- -X- O\n\n" + "\n\n".join(blocks[TRAIN_SENTENCES:]) + "\n",
+                                       encoding="utf-8")
+    words = ["\n".join(line.split(" ")[0] for line in block.split("\n")) for block in blocks[TRAIN_SENTENCES:]]
     (directory / "test.txt").write_text("\n\n".join(words) + "\n", encoding="utf-8")
     return str(directory)
+
+
+@pytest.fixture(scope="module")
+def chunking_dir(tmp_path_factory, sample_blocks) -> str:
+    return write_chunking_dir(tmp_path_factory.mktemp("chunking"), sample_blocks)
 
 
 def tiny_config(path) -> str:
