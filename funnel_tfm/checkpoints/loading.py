@@ -121,8 +121,9 @@ def matched_head_state(init: FunnelCheckpoint, view: FunnelCheckpoint) -> tuple[
 
         state, notes = matched_head_state(init_checkpoint, task.checkpoint_view())
 
-    The match is the checkpoint's head under the same scope, else its only head of that kind (a transformers task
-    class holds one, under its `finetuning_task` or a default scope), renamed to the view's scope. A head whose
+    The match is the checkpoint's head under the same scope, as the original's `<task>/logit` scopes do (a CoLA run
+    does not inherit an SST-2 head). Only a transformers checkpoint, whose task class holds one head under a scope
+    read from its `finetuning_task` (or a default), also gives its only head of that kind to another scope. A head whose
     shapes do not fit (another label count) is left out, so the task's head stays at init and the note says why,
     instead of the load failing. Heads the checkpoint's reader could not map (a transformers span head) are named.
     """
@@ -131,9 +132,12 @@ def matched_head_state(init: FunnelCheckpoint, view: FunnelCheckpoint) -> tuple[
         if getattr(head, "kind", None) not in _TASK_HEAD_KINDS:
             continue
         same_kind = {s: h for s, h in init.heads.items() if getattr(h, "kind", None) == head.kind}
-        source = scope if scope in same_kind else (next(iter(same_kind)) if len(same_kind) == 1 else None)
+        only_one = next(iter(same_kind)) if len(same_kind) == 1 and init.source_format == "hf" else None
+        source = scope if scope in same_kind else only_one
         if source is None:
-            notes.append(f"the {head.kind} head '{scope}' starts at init (the checkpoint has no {head.kind} head)")
+            held = (f"its {head.kind} heads are another task's: {', '.join(sorted(same_kind))}" if same_kind
+                    else f"the checkpoint has no {head.kind} head")
+            notes.append(f"the {head.kind} head '{scope}' starts at init ({held})")
             continue
         values = {MODEL + scope + name[len(source):]: state.pop(MODEL + name)  # `<source>/...` -> `<scope>/...`
                   for name in same_kind[source].weight_names() if MODEL + name in state}

@@ -128,7 +128,7 @@ def load_fnet_checkpoint(path: str) -> FunnelCheckpoint:
     pretraining = set(model.weight_names())
     skipped.update({n: "no head in this project uses this scope" for n in unclaimed if n not in pretraining})
     view.report = LoadReport(loaded=result.assigned, skipped=skipped, missing=result.missing)
-    view.source_format = "fnet"
+    view.source_format = "fnet" if fnet_format.is_fnet_directory(path) else "hf"  # ours, or transformers' FNet
     return view
 
 

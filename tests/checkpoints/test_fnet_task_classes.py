@@ -171,6 +171,22 @@ def test_a_head_with_another_label_count_stays_at_init_and_the_summary_says_so(t
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(word), hf_word)  # the backbone came
 
 
+def test_our_checkpoint_brings_a_head_only_to_its_own_task(tmp_path, rng):
+    """As the original's `<task>/logit` scopes: a finetuned SST-2 run gives its head to another SST-2 run, not to
+    CoLA (same label count, other labels); only a transformers task class lends its one head across scopes."""
+    sst2 = randomized(ClassificationTask.build(tiny_config(), 2, scope="sst-2"), rng)
+    export_view(sst2.checkpoint_view(), str(tmp_path / "ours"))
+    _, summary = init_task(str(tmp_path / "ours"), SEQUENCE, 2)  # our_task builds a 'cola' head
+    assert ("the classification head 'cola' starts at init (its classification heads are another task's: sst-2)"
+            in summary), summary
+    again = ClassificationTask.build(tiny_config(), 2, scope="sst-2")
+    summary = initialize_from(load_init_checkpoint(str(tmp_path / "ours")), again, None, None, "ours",
+                              init_global_vars=False)
+    assert "brought the checkpoint's classification head 'sst-2' (2 classes)" in summary, summary
+    inputs = inputs_for(SEQUENCE, rng)
+    np.testing.assert_allclose(our_logits(again, inputs), our_logits(sst2, inputs), rtol=0, atol=1e-6)
+
+
 def test_question_answering_brings_the_backbone_and_names_the_span_head(tmp_path):
     """transformers' span head is not the original SQuAD head: the backbone comes, the head stays at init, and
     both are said."""
