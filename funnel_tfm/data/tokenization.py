@@ -10,17 +10,22 @@ WordPiece ids equal transformers' BertTokenizerFast (uncased and cased): the nor
 as its BertNormalizer does it (drop control characters, NFD, drop accents, per-character lower case, space out
 CJK ideographs) and tensorflow-text's FastBertTokenizer does the splitting and WordPiece. (FastBertTokenizer's
 own normalisation is NFKC case folding, which differs on characters such as U+2011 or final sigma.)
+
+A SentencePiece model lives in a TensorFlow resource made under a name of its own (see `_SharedSentencepieceModel`),
+so seeding (`keras.utils.set_random_seed`, which clears TensorFlow's kernel cache) cannot delete it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import unicodedata
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_text as text
+from tensorflow_text.python.ops import sentencepiece_tokenizer as _sentencepiece_ops
 
 from funnel_tfm import file_io
 
@@ -153,6 +158,47 @@ def _char_at_byte(text_: str) -> np.ndarray:
     return np.append(np.repeat(np.arange(len(text_), dtype=np.int64), widths), len(text_))
 
 
+class _SharedSentencepieceModel(tf.saved_model.experimental.TrackableResource):
+    """A SentencePiece model resource that outlives TensorFlow's kernel cache.
+
+    tensorflow-text makes its model with `SentencepieceOp` under no shared name: the resource is then private to
+    that op's kernel and is deleted with the kernel, and `tf.random.set_seed` (so `keras.utils.set_random_seed`)
+    clears the eager kernel cache, after which every tokenize fails ('Resource localhost/_0_SentencepieceOp/...
+    does not exist'), in Python and inside tf.data alike. Under a shared name the resource manager owns the model
+    instead. The name is the model's content hash: tokenizers (and loaded SavedModels, which rebuild the resource
+    with the same attributes) of one model share one resource and two models never collide. Such a resource is
+    never freed: one per distinct model per process.
+
+        handle = _SharedSentencepieceModel(proto).resource_handle
+    """
+
+    def __init__(self, model_proto: bytes) -> None:
+        super().__init__()
+        self._model_proto = model_proto
+        self._shared_name = "funnel_tfm_sentencepiece_" + hashlib.sha256(model_proto).hexdigest()[:32]
+        _ = self.resource_handle  # made now, as tensorflow-text does: a bad model fails here, not mid-dataset
+
+    def _create_resource(self) -> tf.Tensor:
+        return _sentencepiece_ops.gen_sentencepiece_tokenizer.sentencepiece_op(
+            model=self._model_proto, shared_name=self._shared_name)
+
+
+class _SentencepieceTokenizer(text.SentencepieceTokenizer):
+    """tensorflow-text's SentencePiece tokenizer (ids as int32) on a `_SharedSentencepieceModel`.
+
+        _SentencepieceTokenizer(proto).tokenize(tf.constant(["hello world"]))
+    """
+
+    def __init__(self, model_proto: bytes) -> None:
+        super().__init__(model=model_proto, out_type=tf.int32)
+        if not isinstance(getattr(self, "_model_resource", None), tf.saved_model.experimental.TrackableResource):
+            raise RuntimeError("tensorflow-text's SentencepieceTokenizer no longer keeps its model in "
+                               "`_model_resource`: update _SentencepieceTokenizer for this tensorflow-text version")
+        # every op of the parent (tokenize, offsets, detokenize, vocab size) reads this resource's handle; the
+        # parent's own, kernel-private one is dropped
+        self._model_resource = _SharedSentencepieceModel(model_proto)
+
+
 class Tokenizer:
     """See the module docstring. Build with `Tokenizer.from_file(path, uncased)`."""
 
@@ -168,7 +214,7 @@ class Tokenizer:
                                                      token_out_type=tf.int32, unknown_token=unk,
                                                      lower_case_nfd_strip_accents=False)
         else:
-            self._sentencepiece = text.SentencepieceTokenizer(model=model_proto, out_type=tf.int32)
+            self._sentencepiece = _SentencepieceTokenizer(model_proto)
         special = _find_special(self.vocab_index, None)
         self.special_ids = special
         self.cls_id, self.sep_id, self.pad_id = special["cls"], special["sep"], special["pad"]

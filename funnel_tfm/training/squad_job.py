@@ -186,9 +186,6 @@ def run_squad(run: SquadRun, log: Callable[[str], None] | None = None) -> dict[s
         log = lambda line: None  # noqa: E731
     config, init = model_config_and_init(run, tokenizer.vocab_size, use_decoder=True)
     keras.utils.set_random_seed(run.seed)
-    # Seeding clears TensorFlow's kernel cache, which deletes a SentencePiece tokenizer's model (a resource its
-    # kernel owns, tensorflow-text b/318839908): the features below need a tokenizer made after it.
-    tokenizer = Tokenizer.from_file(run.tokenizer_path, uncased=run.uncased)
     with strategy.scope():
         task = SquadTask.build(config, run.conditional_end, run.use_answer_class, run.use_masked_loss,
                                run.start_n_top, run.end_n_top, run.ans_loss_weight, run.cls_loss_weight,
