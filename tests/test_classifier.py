@@ -65,6 +65,13 @@ def write_cola(directory, rows: list[tuple[str, int]], dev: list[tuple[str, int]
     return str(directory)
 
 
+def movie_review_cola(directory) -> tuple[str, list[str]]:
+    """A small CoLA folder of real movie-review sentences (48 train, 13 dev, 3 test): (its path, the dev texts)."""
+    clean = [(t.replace("\t", " "), int(s > 0)) for t, s in data_fetch.movie_review_snippets() if s != 0]
+    dev = clean[1000:1013]
+    return write_cola(directory, clean[:48], dev, [t for t, _ in clean[2000:2003]]), [t for t, _ in dev]
+
+
 @pytest.fixture(scope="module")
 def cola_dir(tmp_path_factory, reviews) -> str:
     clean = [(text.replace("\t", " "), int(score > 0)) for text, score in reviews if score != 0]

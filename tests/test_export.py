@@ -20,7 +20,7 @@ from funnel_tfm.serving.formats import ExportFormatError
 from funnel_tfm.serving.saved_model import classification_outputs
 from funnel_tfm.serving.source import ExportError
 from funnel_tfm.training.run_record import RUN_RECORD, RunRecordError
-from test_classifier import SEQ_LEN, TINY, run_classifier, run_entry_point, write_cola
+from test_classifier import SEQ_LEN, TINY, movie_review_cola, run_classifier, run_entry_point
 
 FRESH_PROCESS = """
 import json, sys
@@ -40,9 +40,7 @@ def finetuned(tmp_path_factory) -> dict:
     """A tiny CoLA run (real movie-review sentences) trained 3 steps, with `--do_predict` on dev."""
     from funnel_tfm.data import data_fetch
     root = tmp_path_factory.mktemp("export")
-    clean = [(t.replace("\t", " "), int(s > 0)) for t, s in data_fetch.movie_review_snippets() if s != 0]
-    dev = clean[1000:1013]
-    cola = write_cola(root / "CoLA", clean[:48], dev, [t for t, _ in clean[2000:2003]])
+    cola, dev_texts = movie_review_cola(root / "CoLA")
     ModelConfig(**TINY).to_json(str(root / "tiny.json"))
     model_dir = str(root / "exp")
     run_classifier("--task_name=cola", f"--data_dir={cola}", f"--output_dir={root / 'proc'}", f"--model_dir={model_dir}",
@@ -50,7 +48,7 @@ def finetuned(tmp_path_factory) -> dict:
                    f"--max_seq_length={SEQ_LEN}", "--do_train=True", "--do_predict=True", "--train_batch_size=8",
                    "--train_steps=3", "--learning_rate=3e-3", "--predict_batch_size=4", "--jit_compile=False")
     predictions = [json.loads(line) for line in open(os.path.join(model_dir, "predict", "dev.jsonl"))]
-    return {"root": root, "model_dir": model_dir, "texts": [t for t, _ in dev], "predictions": predictions}
+    return {"root": root, "model_dir": model_dir, "texts": dev_texts, "predictions": predictions}
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from funnel_tfm.tasks.squad import SquadTask  # noqa: E402
 from funnel_tfm.training.classifier_job import ClassifierRun, run_classifier  # noqa: E402
 from funnel_tfm.training.finetune import NET_CONFIG  # noqa: E402
 from funnel_tfm.training.run_record import write_run_record  # noqa: E402
-from test_classifier import SEQ_LEN, write_cola  # noqa: E402
+from test_classifier import SEQ_LEN, movie_review_cola  # noqa: E402
 
 FNET = FNetConfig(vocab_size=30522, d_embed=32, d_model=32, d_inner=64, n_layer=2, max_seq_length=SEQ_LEN,
                   dropout=0.0)
@@ -39,9 +39,7 @@ FNET = FNetConfig(vocab_size=30522, d_embed=32, d_model=32, d_inner=64, n_layer=
 def fnet_run(tmp_path_factory) -> dict:
     """classifier --do_train --do_eval --do_predict on an FNet config, in this process (no start-up to pay)."""
     root = tmp_path_factory.mktemp("fnet_export")
-    clean = [(t.replace("\t", " "), int(s > 0)) for t, s in data_fetch.movie_review_snippets() if s != 0]
-    dev = clean[1000:1013]
-    cola = write_cola(root / "CoLA", clean[:48], dev, [t for t, _ in clean[2000:2003]])
+    cola, dev_texts = movie_review_cola(root / "CoLA")
     model_dir = str(root / "exp")
     run = ClassifierRun(task_name="cola", data_dir=cola, output_dir=str(root / "proc"), model_dir=model_dir,
                         tokenizer_path=data_fetch.bert_uncased_vocab(), model_config=FNET, max_seq_length=SEQ_LEN,
@@ -49,7 +47,7 @@ def fnet_run(tmp_path_factory) -> dict:
                         train_steps=3, learning_rate=3e-3, predict_batch_size=4, jit_compile=False)
     run_classifier(run, log=lambda line: None)
     predictions = [json.loads(line) for line in open(os.path.join(model_dir, "predict", "dev.jsonl"))]
-    return {"root": root, "model_dir": model_dir, "texts": [t for t, _ in dev], "predictions": predictions}
+    return {"root": root, "model_dir": model_dir, "texts": dev_texts, "predictions": predictions}
 
 
 def hf_probabilities(directory: str, texts: list[str]) -> tuple[np.ndarray, object]:

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from funnel_tfm.checkpoints.hf_format import HF_CONFIG, HF_TORCH_WEIGHTS, HF_WEIGHTS, read_safetensors
+from funnel_tfm.checkpoints.hf_format import HF_CONFIG, HF_TORCH_WEIGHTS, HF_WEIGHTS, label_fields, read_safetensors
 from funnel_tfm.config import ConfigError
 from funnel_tfm.config_fnet import FNetConfig
 from funnel_tfm.errors import CheckpointError
@@ -233,11 +233,7 @@ def _config_values(config: FNetConfig, architecture: str, scope: str | None, sta
               "dtype": "float32"}
     if architecture in (SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION):
         n_class = int(np.shape(state[f"{scope}/logit/kernel"])[-1])
-        values["id2label"] = {str(i): f"LABEL_{i}" for i in range(n_class)}
-        values["label2id"] = {f"LABEL_{i}": i for i in range(n_class)}
-        if architecture == SEQUENCE_CLASSIFICATION:
-            values["finetuning_task"] = scope
-            values["problem_type"] = "regression" if n_class == 1 else "single_label_classification"
+        values.update(label_fields(n_class, scope if architecture == SEQUENCE_CLASSIFICATION else None))
     return values
 
 

@@ -266,15 +266,25 @@ def choose_architecture(heads: list[tuple[str, str, int]], use_decoder: bool) ->
     return (FULL_MODEL if use_decoder else BASE_MODEL), None
 
 
+def label_fields(n_class: int, sequence_scope: str | None = None) -> dict:
+    """transformers' config fields of a head with `n_class` outputs: placeholder label names (the exporter writes the
+    run's real ones over them), and for sequence classification its task and problem type.
+
+        label_fields(2, "cola")   # {"id2label": {...}, "label2id": {...}, "finetuning_task": "cola", ...}
+    """
+    values = {"id2label": {str(i): f"LABEL_{i}" for i in range(n_class)},
+              "label2id": {f"LABEL_{i}": i for i in range(n_class)}}
+    if sequence_scope is not None:
+        values["finetuning_task"] = sequence_scope
+        values["problem_type"] = "regression" if n_class == 1 else "single_label_classification"
+    return values
+
+
 def hf_config_dict(config: ModelConfig, architecture: str, scope: str | None, n_class: int | None) -> dict:
     values = config.to_hf_dict()
     values["architectures"] = [architecture]
     if architecture in _HEAD_KIND:
-        values["id2label"] = {str(i): f"LABEL_{i}" for i in range(n_class)}
-        values["label2id"] = {f"LABEL_{i}": i for i in range(n_class)}
-    if architecture == SEQUENCE_CLASSIFICATION:
-        values["finetuning_task"] = scope
-        values["problem_type"] = "regression" if n_class == 1 else "single_label_classification"
+        values.update(label_fields(n_class, scope if architecture == SEQUENCE_CLASSIFICATION else None))
     return values
 
 
