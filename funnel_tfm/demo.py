@@ -131,6 +131,12 @@ def main(argv: list[str]) -> None:
           f"accuracy. Honestly: a few hundred steps of a small model on 1.8 M words of political speeches teach "
           f"little that transfers to movie reviews (here {'a gain' if gain > 0 else 'a loss'}); the released "
           f"checkpoints, pretrained for ~1 M steps on billions of words, are what finetuning should start from.")
+    if results["pretrained"]["accuracy"] < majority + 0.02:
+        print("The pretrained start stayed at the majority class: masked-LM training never asks the [CLS] position to "
+              "encode the sentence, and after a few hundred steps its representation barely differs between "
+              "sentences, so the randomly initialised summary and head get almost no signal; at this scale the "
+              "escape from chance comes after a few hundred finetuning steps or not at all (the random start, whose "
+              "[CLS] still varies, escapes sooner); try more --finetune_steps.")
     print(f"\npretraining: checkpoints {pretrained}/ckpt-*, export {pretrained}/export, TensorBoard {pretrained}/train")
     for name, model_dir in runs.items():
         print(f"finetuning ({name}): best checkpoint {results[name]['path']}, export {model_dir}/export, "
