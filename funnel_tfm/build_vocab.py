@@ -12,49 +12,13 @@ SentencePiece (unigram) reserves <pad> <unk> <cls> <sep> <mask> at ids 0-4. Eith
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags
+from absl import app, flags  # noqa: E402
 
-WORDPIECE_RESERVED = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-SENTENCEPIECE_SPECIAL = ["<cls>", "<sep>", "<mask>"]
-
-
-def build_wordpiece(files: list[str], vocab_size: int, uncased: bool, output: str) -> int:
-    """Learns a WordPiece vocabulary; returns its size."""
-    import tensorflow as tf
-    from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
-
-    from funnel_tfm import file_io
-    lines = tf.data.TextLineDataset(files).filter(lambda line: tf.strings.length(tf.strings.strip(line)) > 0)
-    vocab = bert_vocab_from_dataset.bert_vocab_from_dataset(
-        lines.batch(1024).prefetch(2), vocab_size=vocab_size, reserved_tokens=WORDPIECE_RESERVED,
-        bert_tokenizer_params={"lower_case": uncased})
-    file_io.atomic_write_text(output, "\n".join(vocab) + "\n")
-    return len(vocab)
-
-
-def build_sentencepiece(files: list[str], vocab_size: int, uncased: bool, output_prefix: str) -> int:
-    """Trains a unigram SentencePiece model (`<prefix>.model`, `<prefix>.vocab`); returns its size."""
-    import sentencepiece
-    staging = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(output_prefix)) or ".")
-    try:
-        prefix = os.path.join(staging, "spm")
-        sentencepiece.SentencePieceTrainer.train(
-            input=",".join(files), model_prefix=prefix, vocab_size=vocab_size, model_type="unigram",
-            pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, user_defined_symbols=SENTENCEPIECE_SPECIAL,
-            normalization_rule_name="nmt_nfkc_cf" if uncased else "nmt_nfkc", input_sentence_size=2_000_000,
-            shuffle_input_sentence=True, minloglevel=2)
-        for suffix in (".model", ".vocab"):
-            os.replace(prefix + suffix, output_prefix + suffix)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return vocab_size
-
+from funnel_tfm.data.vocab_builder import build_sentencepiece, build_wordpiece  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input_glob", None, "Raw text files (glob; comma-separated globs allowed).")

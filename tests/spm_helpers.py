@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from funnel_tfm.build_vocab import build_sentencepiece
+from funnel_tfm.data.vocab_builder import build_sentencepiece
 from funnel_tfm.data import data_fetch
 
 
