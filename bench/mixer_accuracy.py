@@ -13,8 +13,11 @@ finetuning of each on the movie-review sentences (`python -m funnel_tfm.demo` do
 * hybrid: the same Funnel with Fourier mixing in the full-length first block (`block_mixers=fourier_attention`);
 * FNet: 4 Fourier layers (FFT), absolute positions, no pooling.
 
-Each row: pretraining wall time and its last masked-token accuracy, finetuning wall time, best dev accuracy.
-Every run is a real `pretrain` / `classifier` process; a rerun with the same --work_dir resumes or reuses them.
+Each row: pretraining wall time and its last masked-token accuracy, finetuning wall time, best dev accuracy from
+the pretrained weights and (`--from_random`, on by default) from random initialisation with the same finetuning
+recipe: at this scale a pretrained start can sit at chance (BENCHMARKS.md, the main job), so the random start is
+what shows each token mixer's ability to learn the task at all. Every run is a real `pretrain` / `classifier`
+process; a rerun with the same --work_dir resumes or reuses them.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ FLAGS = flags.FLAGS
 # --work_dir (default here: <data cache>/mixers), --train_steps (300) and --finetune_steps (400) are the main job's
 # flags (funnel_tfm/demo.py defines them), with the same meaning for each of the models.
 flags.DEFINE_list("models", ["attention", "hybrid", "fnet"], "Which of the three to run.")
+flags.DEFINE_boolean("from_random", True, "Also finetune each model from random initialisation.")
 
 FNET = {"d_embed": 128, "d_model": 128, "d_inner": 512, "n_layer": 4, "vocab_size": 30522, "max_seq_length": 128}
 
@@ -65,20 +69,28 @@ def pretrain_and_finetune(name: str, work_dir: str, records: str, vocab: str, gl
                         "--learning_rate=1e-3", f"--warmup_steps={max(1, steps // 10)}",
                         "--sample_strategy=single_token"])
     pretrained = read_jsonl(os.path.join(model_dir, "metrics.jsonl"))[-1]
-    finetuned = os.path.join(work_dir, f"sst2-{name}-{FLAGS.finetune_steps}")
+    finetune_s, best = finetune(work_dir, glue_dir, vocab, f"sst2-{name}", [f"--init_checkpoint={model_dir}"])
+    row = {"model": name, "pretrain_s": pretrain_s, "mlm_accuracy": pretrained["mlm_accuracy"],
+           "mlm_loss": pretrained["mlm_loss"], "finetune_s": finetune_s, "dev_accuracy": best["accuracy"],
+           "best_step": best["step"]}
+    if FLAGS.from_random:
+        _, best = finetune(work_dir, glue_dir, vocab, f"sst2-{name}-random", [f"--model_config={config}"])
+        row.update(random_dev_accuracy=best["accuracy"], random_best_step=best["step"])
+    return row
+
+
+def finetune(work_dir: str, glue_dir: str, vocab: str, name: str, init: list[str]) -> tuple[float, dict]:
+    """One SST-2 finetuning run (the main job's recipe, XLA as every job by default): (seconds, best dev row)."""
     tune = FLAGS.finetune_steps
-    finetune_s = timed([sys.executable, "-m", "funnel_tfm.classifier", "--task_name=sst-2", f"--data_dir={glue_dir}",
-                        f"--output_dir={os.path.join(work_dir, 'sst2-records')}", f"--model_dir={finetuned}",
-                        f"--tokenizer_path={vocab}", f"--max_seq_length={FINETUNE_LEN}", "--do_train=True",
-                        "--do_eval=True", "--train_batch_size=32", f"--train_steps={tune}",
-                        f"--save_steps={max(1, tune // 4)}", f"--warmup_steps={tune // 10}", "--learning_rate=2e-4",
-                        "--eval_batch_size=64", f"--iterations={max(1, tune // 8)}",
-                        f"--init_checkpoint={model_dir}"])
+    finetuned = os.path.join(work_dir, f"{name}-{tune}")
+    seconds = timed([sys.executable, "-m", "funnel_tfm.classifier", "--task_name=sst-2", f"--data_dir={glue_dir}",
+                     f"--output_dir={os.path.join(work_dir, 'sst2-records')}", f"--model_dir={finetuned}",
+                     f"--tokenizer_path={vocab}", f"--max_seq_length={FINETUNE_LEN}", "--do_train=True",
+                     "--do_eval=True", "--train_batch_size=32", f"--train_steps={tune}",
+                     f"--save_steps={max(1, tune // 4)}", f"--warmup_steps={tune // 10}", "--learning_rate=2e-4",
+                     "--eval_batch_size=64", f"--iterations={max(1, tune // 8)}"] + init)
     evaluated = read_jsonl(os.path.join(finetuned, "eval", "dev", "results.jsonl"))
-    best = max(evaluated, key=lambda row: row["accuracy"])
-    return {"model": name, "pretrain_s": pretrain_s, "mlm_accuracy": pretrained["mlm_accuracy"],
-            "mlm_loss": pretrained["mlm_loss"], "finetune_s": finetune_s, "dev_accuracy": best["accuracy"],
-            "best_step": best["step"]}
+    return seconds, max(evaluated, key=lambda row: row["accuracy"])
 
 
 def main(argv: list[str]) -> None:
@@ -97,10 +109,13 @@ def main(argv: list[str]) -> None:
     rows = [pretrain_and_finetune(name, work_dir, records, vocab, glue_dir) for name in FLAGS.models]
     print(f"\n{FLAGS.train_steps} MLM steps (16 x {SEQ_LEN}), then {FLAGS.finetune_steps} SST-2 steps "
           f"(32 x {FINETUNE_LEN}), same settings for each model:")
-    print("model | pretrain s | last MLM accuracy | last MLM loss | finetune s | best dev accuracy (step)")
+    print("model | pretrain s | last MLM accuracy | last MLM loss | finetune s | best dev accuracy (step) | "
+          "from random init (step)")
     for row in rows:
+        random = (f"{row['random_dev_accuracy']:.3f} ({row['random_best_step']})" if "random_dev_accuracy" in row
+                  else "-")
         print(f"{row['model']} | {row['pretrain_s']:.0f} | {row['mlm_accuracy']:.3f} | {row['mlm_loss']:.3f} | "
-              f"{row['finetune_s']:.0f} | {row['dev_accuracy']:.3f} ({row['best_step']})")
+              f"{row['finetune_s']:.0f} | {row['dev_accuracy']:.3f} ({row['best_step']}) | {random}")
     with open(os.path.join(work_dir, "results.json"), "w", encoding="utf-8") as handle:
         json.dump(rows, handle, indent=1)
 

@@ -63,6 +63,7 @@ def hf_probabilities(directory: str, texts: list[str]) -> tuple[np.ndarray, obje
     return torch.softmax(logits, -1).numpy(), model.config
 
 
+@pytest.mark.slow  # a 3-step FNet classifier run (~15 s) shared by two tests; the task-class parity is fast
 def test_hf_export_of_an_fnet_classifier_run_gives_its_predictions(fnet_run, tmp_path):
     lines = []
     directory = export_model(fnet_run["model_dir"], "hf", str(tmp_path / "hf"), log=lines.append)
@@ -75,6 +76,7 @@ def test_hf_export_of_an_fnet_classifier_run_gives_its_predictions(fnet_run, tmp
     assert not any("written as zeros" in line for line in lines)  # a classifier trains its pooler
 
 
+@pytest.mark.slow  # a 3-step FNet classifier run (~15 s) shared by two tests; the task-class parity is fast
 def test_convert_of_the_runs_export_writes_the_same_transformers_model(fnet_run, tmp_path):
     out, err = io.StringIO(), io.StringIO()
     source = os.path.join(fnet_run["model_dir"], "export")

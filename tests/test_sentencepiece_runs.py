@@ -48,6 +48,7 @@ def classifier_run(tmp_path_factory, sentencepiece_model) -> dict:
             "stdout": done.stdout}
 
 
+@pytest.mark.slow  # a classifier run, ~20 s (the seeding regression: tests/data/test_sentencepiece_seeding.py)
 def test_classifier_cli_trains_evaluates_and_predicts_with_sentencepiece(classifier_run, sentencepiece_model):
     import sentencepiece
     import tensorflow as tf
@@ -72,6 +73,7 @@ def test_classifier_cli_trains_evaluates_and_predicts_with_sentencepiece(classif
     assert records == 48
 
 
+@pytest.mark.slow  # the run above, an export and a fresh process
 def test_sentencepiece_saved_model_in_a_fresh_process_equals_do_predict(classifier_run, tmp_path):
     """The raw-text export of the run tokenizes in-graph with the model it holds: labels and probabilities of
     `--do_predict`, in a process with only TensorFlow and tensorflow-text."""
