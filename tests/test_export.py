@@ -64,19 +64,25 @@ def test_run_record_names_task_labels_and_tokenizer(finetuned):
     assert os.path.exists(record["tokenizer_path"])
 
 
-def test_saved_model_in_a_fresh_process_equals_do_predict(finetuned, saved_model, tmp_path):
-    """Only TensorFlow and tensorflow-text imported: same labels, probabilities within 1e-6."""
-    texts = tmp_path / "texts.json"
-    texts.write_text(json.dumps(finetuned["texts"]))
-    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS, saved_model, str(texts)], capture_output=True,
+def assert_served_like_do_predict(saved_model: str, texts: list[str], expected: list[dict], tmp_path) -> np.ndarray:
+    """Serves `texts` from `saved_model` in a fresh process with only TensorFlow and tensorflow-text imported and
+    checks the labels and (within 1e-6) the probabilities of `--do_predict`'s rows; returns those probabilities."""
+    path = tmp_path / "texts.json"
+    path.write_text(json.dumps(texts))
+    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS, saved_model, str(path)], capture_output=True,
                             text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert result.returncode == 0, result.stderr[-3000:]
     served = json.loads(result.stdout.strip().splitlines()[-1])
     assert served["project_modules"] == []
-    expected = finetuned["predictions"]
     assert served["label"] == [p["prediction"] for p in expected]
     reference = np.array([[p["probabilities"][k] for k in ("0", "1")] for p in expected])
     np.testing.assert_allclose(served["probabilities"], reference, atol=1e-6)
+    return reference
+
+
+def test_saved_model_in_a_fresh_process_equals_do_predict(finetuned, saved_model, tmp_path):
+    """Only TensorFlow and tensorflow-text imported: same labels, probabilities within 1e-6."""
+    reference = assert_served_like_do_predict(saved_model, finetuned["texts"], finetuned["predictions"], tmp_path)
     assert np.ptp(reference[:, 1]) > 0  # the texts do get different answers: the comparison can fail
 
 

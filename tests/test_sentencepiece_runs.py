@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,7 +15,7 @@ from funnel_tfm.config import ModelConfig
 from funnel_tfm.data import data_fetch
 from spm_helpers import train_sentencepiece
 from test_classifier import TINY, run_classifier, run_entry_point, write_cola
-from test_export import FRESH_PROCESS
+from test_export import assert_served_like_do_predict
 
 SEQ_LEN = 32
 
@@ -80,16 +78,7 @@ def test_sentencepiece_saved_model_in_a_fresh_process_equals_do_predict(classifi
     from funnel_tfm.serving.exporter import export_model
     saved = export_model(classifier_run["model_dir"], "saved_model", str(tmp_path / "serving" / "1"),
                          log=lambda line: None)
-    texts = tmp_path / "texts.json"
-    texts.write_text(json.dumps(classifier_run["texts"]))
-    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS, saved, str(texts)], capture_output=True,
-                            text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
-    assert result.returncode == 0, result.stderr[-3000:]
-    served = json.loads(result.stdout.strip().splitlines()[-1])
-    expected = classifier_run["predictions"]
-    assert served["project_modules"] == [] and served["label"] == [p["prediction"] for p in expected]
-    reference = np.array([[p["probabilities"][k] for k in ("0", "1")] for p in expected])
-    np.testing.assert_allclose(served["probabilities"], reference, atol=1e-6)
+    reference = assert_served_like_do_predict(saved, classifier_run["texts"], classifier_run["predictions"], tmp_path)
     assert np.ptp(reference[:, 1]) > 0  # the texts do get different answers: the comparison can fail
 
 
