@@ -101,3 +101,15 @@ def define_finetune_flags(max_seq_length: int, eval_batch_size: int,
                                                "ones.", **define)
     flags.DEFINE_boolean("retain_all", False, "Delete no checkpoint.", **define)
     flags.DEFINE_boolean("overwrite", False, "With --do_eval: delete earlier evaluation results first.", **define)
+    _define_hf_spellings(define)
+
+
+def _define_hf_spellings(define: dict) -> None:
+    # transformers' and PaddleNLP's example scripts (run_glue.py, run_squad.py); finetune_cli.hf_spellings maps them.
+    flags.DEFINE_string("model_name_or_path", None, "transformers' / PaddleNLP's spelling: a model directory "
+                        "(config.json + weights + vocab.txt or spiece.model) = --init_checkpoint, whose vocabulary "
+                        "is the default --tokenizer_path and whose tokenizer_config.json do_lower_case the default "
+                        "--uncased.", **define)
+    flags.DEFINE_integer("batch_size", None, "transformers' / PaddleNLP's spelling: the batch size of every phase "
+                         "not given its own (--train_batch_size, --eval_batch_size, --predict_batch_size).",
+                         lower_bound=1, **define)
