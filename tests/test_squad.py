@@ -161,6 +161,28 @@ def test_cli_bad_answer_is_one_error_line_and_writes_nothing(tmp_path):
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_training_reads_the_records_of_a_parallel_preprocessing(tmp_path, tokenizer):
+    # The seed README: --prepro_split=train --num_proc=N --proc_id=i, then --do_train without --num_proc.
+    import dataclasses
+    from funnel_tfm.training.squad_job import SquadRun, run_squad
+    train = real_squad_file(tmp_path)
+    common = dict(train_file=train, output_dir=str(tmp_path / "proc"), model_dir=str(tmp_path / "exp"),
+                  data_dir="", tokenizer_path=data_fetch.bert_uncased_vocab(), max_seq_length=64,
+                  max_query_length=16, doc_stride=32, model_config=ModelConfig(**TINY), jit_compile=False)
+    for proc_id in range(2):
+        run_squad(SquadRun(prepro_split="train", num_proc=2, proc_id=proc_id, **common), log=lambda line: None)
+    lines = []
+    run = SquadRun(do_train=True, train_steps=1, train_batch_size=4, **common)
+    run_squad(run, log=lines.append)
+    assert "training on 2 record file(s)" in "\n".join(lines), lines
+    files = sorted(os.listdir(tmp_path / "proc"))
+    assert [name for name in files if ".train.tfrecord" in name] == [
+        "vocab.txt.0.slen-64.qlen-16.train.tfrecord", "vocab.txt.1.slen-64.qlen-16.train.tfrecord"]
+    os.remove(tmp_path / "proc" / files[files.index("vocab.txt.1.slen-64.qlen-16.train.tfrecord")])
+    with pytest.raises(ValueError, match=r"records of a --num_proc=2 preprocessing are incomplete \(no --proc_id 1"):
+        run_squad(dataclasses.replace(run, train_steps=2), log=lambda line: None)
+
+
 # ------------------------------------------------------------------------------------------- loss, post-processing
 def test_loss_is_the_originals(tokenizer):
     import tensorflow as tf

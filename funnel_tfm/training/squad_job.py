@@ -39,6 +39,7 @@ from funnel_tfm.training.strategy import is_chief, make_strategy
 
 VERSIONS = ("v1", "v2")
 DEBUG_QUESTIONS = 100  # --debug_mode keeps this many, as the original
+_SHARD_KEYS = ("num_proc", "proc_id")  # how preprocessing was split, not what it wrote
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -129,6 +130,35 @@ def prepare_train_records(run: SquadRun, tokenizer: Tokenizer, log: Callable[[st
     return cached_records(path, settings, run.overwrite_data, write, "training features", log)
 
 
+def parallel_train_records(run: SquadRun, log: Callable[[str], None]) -> list[str] | None:
+    """The record files of an earlier `--prepro_split=train --num_proc=N` (one per `--proc_id`), when they were
+    written from this run's file and settings: training reads them whatever its own `--num_proc` (the seed README
+    preprocesses with `--num_proc` and trains without it). None when there are none, or with `--overwrite_data`.
+
+        parallel_train_records(run, print)          # ["proc/vocab.0.slen-512...", "proc/vocab.1.slen-512..."]
+    """
+    if run.overwrite_data:
+        return None
+    paths = squad_records.train_record_glob(run.output_dir, run.tokenizer_path, run.max_seq_length,
+                                            run.max_query_length, run.train_version)
+    metas = [read_meta(path) for path in paths]
+    shards = [(path, meta["settings"]) for path, meta in zip(paths, metas) if meta and meta.get("settings")]
+    ours = {key: value for key, value in _settings(run, "train", run.train_file).items() if key not in _SHARD_KEYS}
+    written = [(path, settings) for path, settings in shards
+               if {key: value for key, value in settings.items() if key not in _SHARD_KEYS} == ours]
+    if not written:
+        return None
+    num_proc = written[0][1]["num_proc"]
+    found = {settings["proc_id"] for _, settings in written if settings["num_proc"] == num_proc}
+    missing = sorted(set(range(num_proc)) - found)
+    if missing or len(written) != num_proc:
+        raise ValueError(f"{run.output_dir}: the training records of a --num_proc={num_proc} preprocessing are "
+                         f"incomplete (no --proc_id {', '.join(map(str, missing)) or '?'}; or files of another "
+                         f"--num_proc); finish it, or pass --overwrite_data")
+    log(f"reusing the training records of {num_proc} preprocessing process(es) in {run.output_dir}")
+    return [path for path, _ in written]
+
+
 def prepare_eval_records(run: SquadRun, tokenizer: Tokenizer, log: Callable[[str], None]) -> tuple[str, dict]:
     """(path, meta) of the evaluation records and their feature index, written once."""
     path = squad_records.eval_record_path(run.output_dir, run.tokenizer_path, run.max_seq_length,
@@ -200,9 +230,11 @@ def run_squad(run: SquadRun, log: Callable[[str], None] | None = None) -> dict[s
     if run.do_train:
         if not run.train_file:
             raise ValueError("--do_train needs --train_file")
-        prepare_train_records(run, tokenizer, log)
-        paths = squad_records.train_record_glob(run.output_dir, run.tokenizer_path, run.max_seq_length,
-                                                run.max_query_length, run.train_version)
+        paths = parallel_train_records(run, log)
+        if paths is None:
+            prepare_train_records(run, tokenizer, log)
+            paths = squad_records.train_record_glob(run.output_dir, run.tokenizer_path, run.max_seq_length,
+                                                    run.max_query_length, run.train_version)
         num_features = sum(read_meta(path)["num_examples"] for path in paths)
         run = with_schedule(run, num_features)
         per_replica = run.train_batch_size // strategy.num_replicas_in_sync
