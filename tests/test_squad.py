@@ -129,10 +129,10 @@ def test_features_follow_the_original_layout(tokenizer):
 def test_bad_squad_files_name_the_file_and_question(tmp_path):
     context = "The Rhine flows north."
     good = {"id": "q1", "question": "Where?", "answers": [{"text": "north", "answer_start": 16}]}
-    shifted = {**good, "answers": [{"text": "north", "answer_start": 15}]}
-    path = write_json(tmp_path / "bad.json", {"data": [{"paragraphs": [{"context": context, "qas": [shifted]}]}]})
-    with pytest.raises(SquadDataError, match=r"bad.json: question q1: answer_start 15 points at ' nort', expected "
-                                             r"the answer text 'north'"):
+    absent = {**good, "answers": [{"text": "south", "answer_start": 16}]}
+    path = write_json(tmp_path / "bad.json", {"data": [{"paragraphs": [{"context": context, "qas": [absent]}]}]})
+    with pytest.raises(SquadDataError, match=r"bad.json: question q1: answer_start 16 points at 'north', expected "
+                                             r"the answer text 'south' \(which the context does not hold\)"):
         read_squad(path, is_training=True, version="v1")
     read_squad(path, is_training=False)  # evaluation does not read answers
     empty = {"id": "q2", "question": "Why?", "answers": []}
@@ -146,6 +146,24 @@ def test_bad_squad_files_name_the_file_and_question(tmp_path):
         is_training=True, version="v2").counts == {"questions": 3, "unanswerable": 1, "several_answers_first_used": 1}
     with pytest.raises(SquadDataError, match=r"nolist.json: expected an object with a \"data\" list"):
         read_squad(write_json(tmp_path / "nolist.json", [1, 2]), is_training=False)
+
+
+def test_answer_start_off_by_a_few_characters_moves_to_the_nearest_occurrence(tmp_path, tokenizer):
+    # Real SQuAD offsets can be off by one per emoji before the answer (counted in UTF-16 code units).
+    context = "Fans 🎉🎉 cheered: the Rhine flows north, then the Rhine turns west."
+    utf16_start = len(context[:context.index("Rhine")].encode("utf-16-le")) // 2
+    qas = [{"id": "q1", "question": "Which river?", "answers": [{"text": "Rhine", "answer_start": utf16_start}]},
+           {"id": "q2", "question": "Where?", "answers": [{"text": "north", "answer_start": 35}]},  # two off
+           {"id": "q3", "question": "Which way?", "answers": [{"text": "west", "answer_start": 61}]}]
+    path = write_json(tmp_path / "shifted.json", {"data": [{"paragraphs": [{"context": context, "qas": qas}]}]})
+    squad = read_squad(path, is_training=True, version="v1")
+    assert [context[e.answer_start:e.answer_start + len(e.answer_text)] for e in squad.examples] == [
+        "Rhine", "north", "west"]
+    assert squad.examples[0].answer_start == context.index("Rhine") == utf16_start - 2  # the nearer Rhine
+    assert squad.counts["answer_start_corrected"] == 2
+    features, _ = build_features(squad, tokenize_contexts(squad.contexts, tokenizer), tokenizer, 64, 16, 32, True)
+    spelled = [tokenizer.decode(f.input_ids[f.start_position:f.end_position + 1]) for f in features]
+    assert spelled == ["rhine", "north", "west"]
 
 
 def test_cli_bad_answer_is_one_error_line_and_writes_nothing(tmp_path):
