@@ -7,9 +7,11 @@
 
 The columns, header rows and label lists follow the original (docs: original spec 6.1.1). Deliberate differences:
 
-* No row is dropped silently. The original skipped rows with too few columns; here a short row, an unknown label, a
-  non-numeric regression label or invalid UTF-8 is a `ClassifierDataError` naming the file and line. Only blank
-  lines (no data at all) are passed over.
+* No row is dropped silently. An unknown label, a non-numeric regression label or invalid UTF-8 is a
+  `ClassifierDataError` naming the file and line; so is a GLUE row with too few columns, except that the train and
+  dev files may hold a few (at most 0.1% of their rows): those are skipped with a warning naming their lines, as
+  the original skipped them (GLUE's QQP train.tsv has a handful of rows broken by a newline inside a question).
+  In the user's own files every row must have every column, a text and a label. Blank lines are passed over.
 * Unlabelled test rows get `label=None` (the original put `labels[0]` there), and a GLUE test file whose header
   starts with an `index` (or QQP's `id`) column gives each example that value as its guid, for the submission file.
 * SNLI reads columns 7 and 8 (`sentence1`, `sentence2` of GLUE's SNLI files). The original used MNLI's columns
@@ -34,6 +36,8 @@ import math
 import os
 from typing import Any, Callable, Iterable, NamedTuple
 
+from absl import logging
+
 from funnel_tfm import file_io
 
 SPLITS = ("train", "dev", "test")
@@ -43,6 +47,9 @@ BINARY_LABELS = ("0", "1")
 CUSTOM_FORMATS = ("tsv", "csv", "jsonl")
 # More distinct numeric training labels than this make an unspecified custom task a regression.
 REGRESSION_MIN_DISTINCT = 10
+# A GLUE train / dev file may have this fraction of its rows too short: they are skipped with a warning (the
+# original skipped any number silently). More means the wrong file or task: an error.
+GLUE_MAX_SHORT_FRACTION = 0.001
 _BOM = "\ufeff"
 
 
@@ -345,20 +352,38 @@ class _GlueTask(TaskData):
         if self.layout.test_header if split == "test" else self.layout.header:
             header, rows = _split_header(rows, path)
             indexed = split == "test" and header.fields[0].strip().lower() in ("index", "id")
-        out = []
+        out, short = [], []
         for row in rows:
             if len(row.fields) < needed:
-                raise ClassifierDataError(
-                    f"{path}:{row.line}: {len(row.fields)} tab-separated columns, expected at least {needed} for "
-                    f"{self.spec.name} {split} (text_a in column {text_a}"
-                    + (f", text_b in column {text_b}" if text_b is not None else "")
-                    + (f", label in column {label}" if label is not None else "") + ")")
+                short.append(row)
+                continue
             out.append(Example(
                 guid=row.fields[0] if indexed else f"{split}-{row.index}",
                 text_a=row.fields[text_a],
                 text_b=(row.fields[text_b] or None) if text_b is not None else None,
                 label=None if label is None else _parse_label(row.fields[label], self.spec, path, row.line)))
+        if short:
+            self._skip_short_rows(short, len(rows), path, split, needed, (text_a, text_b, label))
         return out
+
+    def _skip_short_rows(self, short: list[_Row], total: int, path: str, split: str, needed: int,
+                         columns: tuple[int, int | None, int | None]) -> None:
+        """Warns about a few short rows of a train / dev file; raises on a test file (its predictions must cover
+        every index) or on more than GLUE_MAX_SHORT_FRACTION of the rows."""
+        text_a, text_b, label = columns
+        first = short[0]
+        problem = (f"{len(first.fields)} tab-separated columns, expected at least {needed} for {self.spec.name} "
+                   f"{split} (text_a in column {text_a}"
+                   + (f", text_b in column {text_b}" if text_b is not None else "")
+                   + (f", label in column {label}" if label is not None else "") + ")")
+        if split == "test" or len(short) > total * GLUE_MAX_SHORT_FRACTION:
+            extra = "" if len(short) == 1 else (f"; {len(short)} of the {total} rows are that short (a train or dev "
+                                                f"file may have at most {GLUE_MAX_SHORT_FRACTION:.1%} short rows, "
+                                                f"skipped; a test file none)")
+            raise ClassifierDataError(f"{path}:{first.line}: {problem}{extra}")
+        lines = ", ".join(str(row.line) for row in short[:10]) + (", ..." if len(short) > 10 else "")
+        logging.warning("%s: skipped %d of %d rows with too few columns, as the original did (lines %s); the first: "
+                        "%s", path, len(short), total, lines, problem)
 
 
 _TEXT_TASKS = {  # name: (labels, text_b column); the label is column 0 and text_a column 1
@@ -483,10 +508,11 @@ class _CustomTask(TaskData):
             return path, [(r.index, r.line, {role: _json_text(r.fields.get(c, _MISSING), c, path, r.line)
                                              for role, c in columns.items()}) for r in read_jsonl(path)]
         rows = read_rows(path, "\t" if file_format == "tsv" else ",", None if file_format == "tsv" else '"')
-        header, line = None, rows[0].line
+        header, line, width = None, rows[0].line, len(rows[0].fields)
         if self.fmt.has_header:
             first, rows = _split_header(rows, path)
             header = [name.strip() for name in first.fields]
+        _check_widths(rows, width, "the header" if header is not None else "the first row", file_format, path)
         # In a test file the label column may be absent altogether.
         lookups = {role: _column_lookup(c, header, path, line) for role, c in columns.items()
                    if not (role == "label" and split == "test" and header is not None and c not in header
@@ -510,13 +536,17 @@ class _CustomTask(TaskData):
         return TaskSpec("custom", labels, False, metrics, "accuracy", None)
 
     def _required(self, values: dict, role: str, path: str, line: int) -> str:
+        """The row's value for `role`; a missing, null or blank value is an error (a blank label would become a
+        class of its own, a blank text an example of nothing)."""
         value = values.get(role, _MISSING)
+        column = {"text_a": self.fmt.text_column, "text_b": self.fmt.text_b_column, "label": self.fmt.label_column}
+        what = "key" if path.endswith(".jsonl") else "column"
         if value is _MISSING or value is None:
-            column = {"text_a": self.fmt.text_column, "text_b": self.fmt.text_b_column,
-                      "label": self.fmt.label_column}[role]
-            what = "key" if path.endswith(".jsonl") else "column"
-            raise ClassifierDataError(f"{path}:{line}: no value for the {role} {what} {column!r}; expected every "
-                                      f"row to have it")
+            raise ClassifierDataError(f"{path}:{line}: no value for the {role} {what} {column[role]!r}; expected "
+                                      f"every row to have it")
+        if not value.strip():
+            raise ClassifierDataError(f"{path}:{line}: the {role} {what} {column[role]!r} is empty; expected "
+                                      + ("a label" if role == "label" else "a text") + " in every row")
         return value
 
     def examples(self, split: str) -> list[Example]:
@@ -528,13 +558,24 @@ class _CustomTask(TaskData):
             if text_b is _MISSING:
                 text_b = self._required(values, "text_b", path, line)
             label = values.get("label", _MISSING)
-            if split == "test" and label == "":
+            if split == "test" and isinstance(label, str) and not label.strip():
                 label = None  # an empty label cell in a test file: unlabelled
             if split != "test" or label not in (_MISSING, None):
                 label = _parse_label(self._required(values, "label", path, line), self.spec, path, line)
             out.append(Example(f"{split}-{index}", self._required(values, "text_a", path, line), text_b or None,
                                None if label in (_MISSING, None) else label))
         return out
+
+
+def _check_widths(rows: list[_Row], width: int, reference: str, file_format: str, path: str) -> None:
+    """Every row of the user's TSV / CSV has `width` columns: a row with more or fewer has its values in the
+    wrong columns (a CSV text with an unquoted comma would otherwise give its second half as the label)."""
+    for row in rows:
+        if len(row.fields) != width:
+            kind = "tab-separated" if file_format == "tsv" else "comma-separated"
+            hint = " (quote a text that holds a comma: \"a, b\")" if file_format == "csv" else ""
+            raise ClassifierDataError(f"{path}:{row.line}: {len(row.fields)} {kind} columns, expected {width} as "
+                                      f"{reference} has{hint}")
 
 
 def _sorted_labels(labels: set[str]) -> tuple[str, ...]:

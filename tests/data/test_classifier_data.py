@@ -268,6 +268,30 @@ def test_short_rows_are_errors_not_skipped(tmp_path):
 
 
 @smoke
+def test_a_few_broken_glue_rows_are_skipped_with_a_warning(tmp_path, caplog):
+    """GLUE's QQP train.tsv has a few rows broken by a newline inside a question (both halves too short): the
+    original skipped them, so training on the real file works; a warning names their lines."""
+    header = "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate"
+    good = [f"{i}\t{2 * i}\t{2 * i + 1}\tHow do I learn {i}?\tWhat is {i}?\t{i % 2}" for i in range(2500)]
+    broken = ["201841\t303951\t174364\tHow can I start an online shopping (e-commerce) website?",
+              "\tWhich web technology is best suitable for building a big E-Commerce website?\t0"]
+    write(tmp_path, "train.tsv", tsv(header, *good[:1000], *broken, *good[1000:]))
+    with caplog.at_level("WARNING"):
+        examples = get_task("qqp", str(tmp_path)).examples("train")
+    assert len(examples) == 2500 and examples[1000] == Example("train-1003", "How do I learn 1000?", "What is 1000?",
+                                                                "0")
+    assert "skipped 2 of 2502 rows with too few columns" in caplog.text and "lines 1002, 1003" in caplog.text
+    write(tmp_path, "test.tsv", tsv("id\tquestion1\tquestion2", *[f"{i}\tq{i}?\tp{i}?" for i in range(2500)],
+                                    "2500\tbroken"))  # every test row must get a prediction: an error
+    with pytest.raises(ClassifierDataError, match=r"test\.tsv:2502: 2 tab-separated columns, expected at least 3"):
+        get_task("qqp", str(tmp_path)).examples("test")
+    write(tmp_path, "dev.tsv", tsv(header, *good[:1000], *broken, "7\tonly four\tcolumns\there"))
+    with pytest.raises(ClassifierDataError, match=r"dev\.tsv:1002: 4 tab-separated columns, expected at least 6 .*"
+                                                  r"3 of the 1003 rows are that short"):
+        get_task("qqp", str(tmp_path)).examples("dev")
+
+
+@smoke
 def test_unknown_label_names_the_label_and_the_allowed_ones(tmp_path):
     write(tmp_path, "dev_matched.tsv", tsv(MNLI_HEADER + "\tlabel1\tgold_label", mnli_row(0, "a", "b", ["-", "-"])))
     with pytest.raises(ClassifierDataError, match=r"dev_matched\.tsv:2: unknown label '-'.*'contradiction', "
@@ -441,11 +465,37 @@ def test_custom_label_list_and_format_errors(tmp_path):
     with pytest.raises(ValueError, match="regression"):
         get_task("custom", str(tmp_path), CustomFormat(label_list=("a",), regression=True))
     write(tmp_path, "dev.csv", "text,label\nshort row\n")
-    with pytest.raises(ClassifierDataError, match=r"dev\.csv:2: no value for the label column 'label'"):
+    with pytest.raises(ClassifierDataError, match=r"dev\.csv:2: 1 comma-separated columns, expected 2 as the "
+                                                  r"header has"):
         get_task("custom", str(tmp_path), CustomFormat(file_format="csv")).examples("dev")
     write(tmp_path, "dev.csv", 'text,label\n"unterminated quote,pos\n')
     with pytest.raises(ClassifierDataError, match=r"dev\.csv:2: unexpected end of data.*expected well-formed CSV"):
         get_task("custom", str(tmp_path), CustomFormat(file_format="csv")).examples("dev")
+
+
+@smoke
+@pytest.mark.parametrize("name, text, error", [
+    # an unquoted comma in a text: its second half was read as the label, a new class "really"
+    ("train.csv", "text,label\ngood,pos\nbad, really,neg\n", r"train\.csv:3: 3 comma-separated columns, expected 2 "
+                                                             r"as the header has \(quote a text that holds a comma"),
+    ("train.tsv", "text\tlabel\ngood\tpos\nbad\tneg\textra\n", r"train\.tsv:3: 3 tab-separated columns, expected 2"),
+    ("train.tsv", "good\tpos\nbad\tneg\tx\n", r"train\.tsv:2: 3 tab-separated columns, expected 2 as the first "
+                                            r"row"),  # no header: the first row sets the width
+    # an empty label cell became a class "" of its own
+    ("train.tsv", "text\tlabel\ngood\tpos\nbad\t\n", r"train\.tsv:3: the label column 'label' is empty; "
+                                                      r"expected a label"),
+    ("train.tsv", "text\tlabel\ngood\tpos\n \tneg\n", r"train\.tsv:3: the text_a column 'text' is empty; "
+                                                       r"expected a text"),
+    ("train.csv", 'text,label\ngood,pos\n"",neg\n', r"train\.csv:3: the text_a column 'text' is empty"),
+    ("train.jsonl", '{"text": "good", "label": "pos"}\n{"text": "", "label": "neg"}\n',
+     r"train\.jsonl:2: the text_a key 'text' is empty"),
+])
+def test_custom_rows_need_every_column_a_text_and_a_label(tmp_path, name, text, error):
+    write(tmp_path, name, text)
+    has_header = "label" in text
+    fmt = CustomFormat() if has_header else CustomFormat(text_column="0", label_column="1", has_header=False)
+    with pytest.raises(ClassifierDataError, match=error):
+        get_task("custom", str(tmp_path), fmt).examples("train")
 
 
 # ------------------------------------------------------------------------------- real data (downloaded once, cached)
