@@ -11,7 +11,8 @@ import pytest
 
 from funnel_tfm.config import ModelConfig
 from funnel_tfm.data import data_fetch
-from funnel_tfm.data.race_data import RaceDataError, RaceExample, pack_race, qa_texts, read_race
+from funnel_tfm.data.race_data import (RaceDataError, RaceExample, pack_race, qa_texts, read_race,
+                                       write_race_records)
 from funnel_tfm.data.tokenization import Tokenizer
 from test_classifier import TINY, run_entry_point  # the same tiny config and CLI runner
 
@@ -38,6 +39,20 @@ def test_qa_text_and_packing_follow_the_original():
     assert packed["padding_mask"].sum(1).tolist() == [16, 16, 16, 16]
     tiny = pack_race([1000], [[2000]] * 4, tok, max_seq_length=8, max_qa_length=8)
     assert tiny["token_ids"][0].tolist() == [tok.cls_id, 2000, tok.sep_id, 1000, tok.sep_id, 0, 0, 0]  # id 0 (Q25)
+
+
+def test_a_question_longer_than_the_sequence_is_an_error_not_a_longer_row(tmp_path):
+    """--max_qa_length >= --max_seq_length - 2 with a long question: a clear error naming the question, no
+    records (the rows were longer than max_seq_length: the records did not parse back)."""
+    tok = Tokenizer.from_file(data_fetch.bert_uncased_vocab())
+    with pytest.raises(ValueError, match=r"question \+ option of 14 tokens.*max_qa_length <= max_seq_length - 3 = 13"):
+        pack_race([1000, 1001], [list(range(2000, 2020))] * 4, tok, max_seq_length=16, max_qa_length=14)
+    assert pack_race([1000], [list(range(2000, 2020))] * 4, tok, 16, 13)["token_ids"].shape == (4, 16)
+    long = RaceExample("high/7.txt/2", "An article.", "why " * 30 + "?", ("a", "b", "c", "d"), 0, "high")
+    path = str(tmp_path / "race.tfrecord")
+    with pytest.raises(RaceDataError, match=r"question high/7.txt/2: a question \+ option of \d+ tokens"):
+        write_race_records([long], tok, path, max_seq_length=16, max_qa_length=16, settings={}, log=lambda _: None)
+    assert os.listdir(tmp_path) == []
 
 
 def _write_race(root, split: str, level: str, name: str, record: dict) -> None:

@@ -102,10 +102,18 @@ def qa_texts(example: RaceExample) -> list[str]:
 
 def pack_race(article_ids: Sequence[int], qa_ids: Sequence[Sequence[int]], tokenizer: Tokenizer,
               max_seq_length: int, max_qa_length: int) -> dict[str, np.ndarray]:
-    """`token_ids`, `segment_ids`, `padding_mask` int32 [num_choices, max_seq_length] of one question."""
+    """`token_ids`, `segment_ids`, `padding_mask` int32 [num_choices, max_seq_length] of one question.
+
+    A question + option still longer than `max_seq_length - 3` tokens after the cut to `max_qa_length` leaves
+    no room for [CLS], two [SEP] and the article: a ValueError (the original wrote a longer sequence).
+    """
     rows = {"token_ids": [], "segment_ids": [], "padding_mask": []}
     for qa in qa_ids:
         qa = list(qa)[-max_qa_length:]  # the original keeps the end of the question + option
+        if len(qa) > max_seq_length - 3:
+            raise ValueError(f"a question + option of {len(qa)} tokens (after the cut to max_qa_length="
+                             f"{max_qa_length}) does not fit max_seq_length={max_seq_length} with [CLS] and two "
+                             f"[SEP]; expected max_qa_length <= max_seq_length - 3 = {max_seq_length - 3}")
         context = list(article_ids)[:max(0, max_seq_length - 3 - len(qa))]
         ids = [tokenizer.cls_id] + qa + [tokenizer.sep_id] + context + [tokenizer.sep_id]
         segments = ([data_utils.CLS_SEGMENT_ID] + [data_utils.SEGMENT_A_ID] * (len(qa) + 1)
@@ -124,8 +132,13 @@ def _packed_batches(examples: Sequence[RaceExample], tokenizer: Tokenizer, max_s
         articles = tokenizer.encode_batch([e.article for e in chunk])
         qas = tokenizer.encode_batch([text for e in chunk for text in qa_texts(e)])
         choices = len(ANSWERS)
-        packed = [pack_race(article, qas[i * choices:(i + 1) * choices], tokenizer, max_seq_length, max_qa_length)
-                  for i, article in enumerate(articles)]
+        packed = []
+        for i, article in enumerate(articles):
+            try:
+                packed.append(pack_race(article, qas[i * choices:(i + 1) * choices], tokenizer, max_seq_length,
+                                        max_qa_length))
+            except ValueError as error:
+                raise RaceDataError(f"question {chunk[i].guid}: {error}") from None
         yield chunk, {name: np.stack([p[name] for p in packed]) for name in packed[0]}
 
 
