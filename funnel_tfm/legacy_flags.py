@@ -75,14 +75,31 @@ def _define_hardware(fv: flags.FlagValues) -> None:
     for name in _UNUSED_TPU_ADDRESS:
         _define_if_absent(flags.DEFINE_string, name, None, _help(distributes, "accepted and not used: the TPU "
                           "resolver takes zone, project and job from the TPU VM (a warning says so)."), fv)
-    _define_if_absent(flags.DEFINE_integer, "num_hosts", None, _help(distributes, ">1 without TPU = "
-                      "--strategy=multi_worker (TF_CONFIG describes the cluster)." + _INFORMATIONAL), fv,
-                      lower_bound=1)
-    _define_if_absent(flags.DEFINE_integer, "num_core_per_host", None, _help(distributes, ">1 without TPU = "
+    _define_if_absent(_define_blankable_count, "num_hosts", None, _help(distributes, ">1 without TPU = "
+                      "--strategy=multi_worker (TF_CONFIG describes the cluster)." + _INFORMATIONAL), fv)
+    _define_if_absent(_define_blankable_count, "num_core_per_host", None, _help(distributes, ">1 without TPU = "
                       "--strategy=mirrored over every visible GPU (CUDA_VISIBLE_DEVICES picks them; the count "
-                      "is not enforced)." + _INFORMATIONAL), fv, lower_bound=1)
+                      "is not enforced)." + _INFORMATIONAL), fv)
     _define_if_absent(flags.DEFINE_boolean, "use_bfloat16", None, _help(casts, "true = --precision=mixed_bfloat16; "
                       "false only forbids mixed_bfloat16."), fv)
+
+
+class _BlankableCountParser(flags.IntegerParser):
+    """A count >= 1, or nothing: the seed README's IMDB command passes `--num_hosts=${NUM_HOST}`, a variable its
+    script never sets (it sets NUM_HOSTS), so the shell hands over `--num_hosts=`; empty means not given."""
+
+    def __init__(self):
+        super().__init__(lower_bound=1)
+
+    def parse(self, argument):
+        if isinstance(argument, str) and not argument.strip():
+            return None
+        return super().parse(argument)
+
+
+def _define_blankable_count(name: str, default, help_text: str, flag_values: flags.FlagValues) -> None:
+    flags.DEFINE(_BlankableCountParser(), name, default, help_text, flag_values=flag_values,
+                 serializer=flags.ArgumentSerializer())
 
 
 def _help(used: bool, meaning: str) -> str:

@@ -171,6 +171,14 @@ def test_counts_below_one_are_rejected_by_absl():
             pretrain_like(*argv)
 
 
+def test_an_empty_count_is_not_given():
+    """The seed README's IMDB command passes `--num_hosts=${NUM_HOST}`, a variable its script never sets."""
+    fv = pretrain_like("--num_hosts=", "--num_core_per_host=8")
+    assert fv.num_hosts is None and legacy_flags.resolve(fv, train_only=True)["strategy"] == "mirrored"
+    with pytest.raises(flags.IllegalFlagValueError, match="invalid literal"):
+        pretrain_like("--num_core_per_host=x")
+
+
 # ------------------------------------------------------------------------------------------------ entry points
 def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
