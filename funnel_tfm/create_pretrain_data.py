@@ -54,10 +54,12 @@ def _run_task(arguments: dict):
 
 
 def _input_files(pattern: str) -> list[str]:
-    import tensorflow as tf
-    files = sorted({f for part in pattern.split(",") if part for f in tf.io.gfile.glob(part)})
-    if not files:
-        raise FileNotFoundError(f"--input_glob={pattern!r} matches no files")
+    from funnel_tfm.data.pretrain_records import input_files
+    files, directories = input_files(pattern)
+    if directories:
+        print(f"create_pretrain_data: --input_glob matches {len(directories)} "
+              f"director{'y' if len(directories) == 1 else 'ies'}, left out: {', '.join(directories[:3])}"
+              f"{', ...' if len(directories) > 3 else ''}", file=sys.stderr)
     return files
 
 
@@ -81,9 +83,11 @@ def main(argv: list[str]) -> None:
     except legacy_flags.LegacyFlagError as error:
         print(f"create_pretrain_data: error: {error}", file=sys.stderr)
         sys.exit(1)
-    from funnel_tfm.data.pretrain_records import DataError, Stats
+    from funnel_tfm.data.pretrain_records import DataError, Stats, check_settings
     from funnel_tfm.data.tokenization import Tokenizer, TokenizerError
     try:
+        check_settings(FLAGS.seq_len, 0 if FLAGS.parallel else settings["proc_id"], settings["num_proc"],
+                       FLAGS.pass_id, FLAGS.seed)
         Tokenizer.from_file(FLAGS.tokenizer_path, FLAGS.uncased).require_special()  # fail before any work
         files = _input_files(FLAGS.input_glob)
         _check_writable(FLAGS.save_dir)
@@ -105,6 +109,9 @@ def main(argv: list[str]) -> None:
             total.add(result)
             total.seconds = max(seconds, result.seconds)  # tasks ran side by side
         print(f"create_pretrain_data: {total.summary()}")
+        if not total.examples:  # not an error: one task of many may get too little text
+            print(f"create_pretrain_data: warning: no examples written: an example needs --seq_len={FLAGS.seq_len} "
+                  f"tokens of text, the input has {total.tokens}", file=sys.stderr)
     except (DataError, TokenizerError, FileNotFoundError, PermissionError) as error:
         print(f"create_pretrain_data: error: {' '.join(str(error).split())}", file=sys.stderr)
         sys.exit(1)

@@ -59,9 +59,48 @@ class Stats:
 
 
 # --------------------------------------------------------------------------------------------- reading
+def input_files(pattern: str) -> tuple[list[str], list[str]]:
+    """(files, directories) that the glob(s) match, sorted; the directories (`data/*` with a `data/old/` in it)
+    are not read. A FileNotFoundError when no file matches.
+
+        input_files("corpus/*.txt,more/*.txt")   # (["corpus/a.txt", "more/b.txt"], [])
+    """
+    matches = sorted({f for part in pattern.split(",") if part for f in tf.io.gfile.glob(part)})
+    directories = [f for f in matches if tf.io.gfile.isdir(f)]
+    files = [f for f in matches if f not in set(directories)]
+    if not files:
+        only = (f" (only directories: {', '.join(directories[:3])}{', ...' if len(directories) > 3 else ''})"
+                if directories else "")
+        raise FileNotFoundError(f"--input_glob={pattern!r} matches no files{only}")
+    return files, directories
+
+
+def check_settings(seq_len: int, task: int = 0, num_task: int = 1, pass_id: int = 0, seed: int = 0) -> None:
+    """A DataError naming the flag for settings no task can run with (before any file is read or written).
+
+        check_settings(seq_len=3)   # DataError: --seq_len=3: ... at least 4
+    """
+    problems = []
+    if seq_len < 4:
+        problems.append(f"--seq_len={seq_len}: an example is [CLS] A [SEP] B [SEP], so at least 4")
+    if num_task < 1:
+        problems.append(f"--num_proc={num_task}: at least 1")
+    elif not 0 <= task < num_task:
+        problems.append(f"--proc_id={task}: must be in 0..{num_task - 1} for --num_proc={num_task}")
+    for name, value in (("pass_id", pass_id), ("seed", seed)):
+        if value < 0:
+            problems.append(f"--{name}={value}: must not be negative")
+    if problems:
+        raise DataError("; ".join(problems))
+
+
 def _decoded_lines(path: str, skip_invalid: bool, stats: Stats) -> list[str | None]:
-    with file_io.open_file(path, "rb") as handle:
-        raw = handle.read()
+    try:
+        with file_io.open_file(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, tf.errors.OpError) as error:  # a directory, an unreadable file: name it, no traceback
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+        raise DataError(f"{path}: cannot read it as a text file ({reason})") from None
     lines = []
     for number, line in enumerate(raw.split(b"\n"), start=1):
         try:
@@ -221,6 +260,7 @@ def write_task_records(files: list[str], tokenizer: Tokenizer, save_dir: str, se
     """
     started = time.time()
     stats = Stats()
+    check_settings(seq_len, task, num_task, pass_id, seed)
     tokenizer.require_special()
     documents = []
     my_files = files[task::num_task]

@@ -14,7 +14,7 @@ from funnel_tfm.data import data_fetch
 from funnel_tfm.data import pretrain_records
 from funnel_tfm.data import data_utils
 from funnel_tfm.data.input_func_builder import MaskingIds, pretrain_input_fn, record_files
-from funnel_tfm.data.pretrain_records import DataError, Stats, read_documents, write_task_records
+from funnel_tfm.data.pretrain_records import DataError, Stats, input_files, read_documents, write_task_records
 from funnel_tfm.data.tokenization import Tokenizer
 
 SEQ_LEN = 64
@@ -111,6 +111,30 @@ def test_bad_input_is_named_or_skipped_and_counted(tmp_path, tokenizer):
     (ids, flags), = read_documents(str(long), tokenizer, 61, stats=stats)
     assert stats.long_lines_split == 1 and stats.sentences == 4 and len(ids) == 152
     assert [int(n) for n in np.diff(np.flatnonzero(np.diff(flags.astype(int))))] == [61, 28]
+
+
+def test_a_directory_in_the_glob_is_left_out_or_named(tmp_path, tokenizer):
+    (tmp_path / "a.txt").write_text("One sentence.\n")
+    (tmp_path / "old.txt").mkdir()  # `corpus/*.txt` also matches a directory named like a text file
+    assert input_files(str(tmp_path / "*.txt")) == ([str(tmp_path / "a.txt")], [str(tmp_path / "old.txt")])
+    with pytest.raises(FileNotFoundError, match=r"matches no files \(only directories: .*old.txt\)"):
+        input_files(str(tmp_path / "o*"))
+    with pytest.raises(DataError, match=r"old.txt: cannot read it as a text file"):
+        read_documents(str(tmp_path / "old.txt"), tokenizer, 61)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"seq_len": 3}, r"--seq_len=3: .* at least 4"),
+    ({"num_task": 0}, r"--num_proc=0: at least 1"),
+    ({"task": 2, "num_task": 2}, r"--proc_id=2: must be in 0..1 for --num_proc=2"),
+    ({"pass_id": -1}, r"--pass_id=-1: must not be negative"),
+    ({"seed": -2}, r"--seed=-2: must not be negative"),
+])
+def test_settings_no_task_can_run_are_named_before_any_output(tmp_path, corpus, tokenizer, settings, message):
+    arguments = {"seq_len": SEQ_LEN, **settings}
+    with pytest.raises(DataError, match=message):
+        write_task_records(corpus[:1], tokenizer, str(tmp_path / "out"), log=lambda _: None, **arguments)
+    assert not os.path.exists(tmp_path / "out")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
