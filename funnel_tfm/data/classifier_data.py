@@ -333,8 +333,13 @@ class _GlueTask(TaskData):
         for path in paths:
             if file_io.exists(path):
                 return [path]
+        hint = ""
+        if self.spec.name == "mrpc" and file_io.exists(os.path.join(self.data_dir, "msr_paraphrase_train.txt")):
+            # The original read GLUE's split files; the Microsoft release's two files are not its three splits.
+            hint = (" (msr_paraphrase_train.txt / msr_paraphrase_test.txt are the Microsoft release: GLUE's "
+                    "download_glue_data.py --tasks=MRPC splits them into train.tsv, dev.tsv and test.tsv)")
         raise ClassifierDataError(f"{self.data_dir}: no {split} file for task {self.spec.name!r}; looked for "
-                                  f"{', '.join(paths)}")
+                                  f"{', '.join(paths)}{hint}")
 
     def _columns(self, split: str) -> tuple[int, int | None, int | None]:
         if split == "test":

@@ -258,6 +258,15 @@ def test_missing_file_names_every_path_looked_for(tmp_path):
 
 
 @smoke
+def test_mrpc_microsoft_files_alone_are_named_in_the_error(tmp_path):
+    write(tmp_path, "msr_paraphrase_train.txt", tsv("\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String",
+                                                    "1\t702876\t702977\tA b .\tB a ."))
+    with pytest.raises(ClassifierDataError, match=r"looked for .*train\.tsv \(msr_paraphrase_train\.txt / "
+                                                  r"msr_paraphrase_test\.txt are the Microsoft release.*--tasks=MRPC"):
+        get_task("mrpc", str(tmp_path)).examples("train")
+
+
+@smoke
 def test_short_rows_are_errors_not_skipped(tmp_path):
     write(tmp_path, "train.tsv", tsv("index\tquestion\tsentence\tlabel", "0\tq?\ts.\tentailment", "1\tq only?"))
     with pytest.raises(ClassifierDataError, match=r"train\.tsv:3: 2 tab-separated columns, expected at least 4"):
