@@ -201,6 +201,34 @@ def test_training_reads_the_records_of_a_parallel_preprocessing(tmp_path, tokeni
         run_squad(dataclasses.replace(run, train_steps=2), log=lambda line: None)
 
 
+def test_a_predict_file_that_cannot_be_scored_fails_before_training(tmp_path):
+    # Scoring reads the gold answers: a file without them used to fail after the whole training run.
+    from funnel_tfm.training.squad_job import SquadRun, run_squad
+    train = real_squad_file(tmp_path)
+    unlabelled = json.load(open(train))
+    for article in unlabelled["data"]:
+        for paragraph in article["paragraphs"]:
+            paragraph["qas"] = [{"id": qa["id"], "question": qa["question"]} for qa in paragraph["qas"]]
+    v2 = json.load(open(train))
+    v2["data"][0]["paragraphs"][0]["qas"][0].update(answers=[], is_impossible=True)
+    common = dict(train_file=train, output_dir=str(tmp_path / "proc"), model_dir=str(tmp_path / "exp"),
+                  data_dir="", tokenizer_path=data_fetch.bert_uncased_vocab(), max_seq_length=64,
+                  max_query_length=16, doc_stride=32, model_config=ModelConfig(**TINY), jit_compile=False,
+                  do_train=True, do_predict=True, train_steps=1, train_batch_size=4)
+    for name, data, version, message in (
+            ("test.json", unlabelled, "v2", r"test.json: not a SQuAD data file: question '5733be28.*' has no "
+                                            r"\"answers\" list"),
+            ("dev-v2.0.json", v2, "v1", r"dev-v2.0.json: question '5733be28.*' has no answer: SQuAD v1.1 scoring "
+                                        r"needs one \(a v2.0 file\? pass --eval_version=v2\)")):
+        with pytest.raises(squad_metrics.SquadFormatError, match=message):
+            run_squad(SquadRun(predict_file=write_json(tmp_path / name, data), eval_version=version, **common),
+                      log=lambda line: None)
+        assert not (tmp_path / "exp").exists() and not (tmp_path / "proc").exists()  # nothing trained or written
+    with pytest.raises(ValueError, match="--do_predict needs --predict_file"):
+        run_squad(SquadRun(**common), log=lambda line: None)
+    assert not (tmp_path / "exp").exists()
+
+
 # ------------------------------------------------------------------------------------------- loss, post-processing
 def test_loss_is_the_originals(tokenizer):
     import tensorflow as tf

@@ -176,8 +176,7 @@ def prepare_eval_records(run: SquadRun, tokenizer: Tokenizer, log: Callable[[str
     return path, cached_records(path, settings, run.overwrite_data, write, "evaluation features", log)
 
 
-def _score_fn(run: SquadRun, index: dict[str, Any], log: Callable[[str], None]) -> Callable:
-    dataset = squad_metrics.load_dataset(run.predict_file)
+def _score_fn(run: SquadRun, index: dict[str, Any], dataset: list, log: Callable[[str], None]) -> Callable:
     contexts = [p["context"] for article in dataset for p in article["paragraphs"]]
     predict_dir = run.predict_dir or os.path.join(run.model_dir, "predict")
 
@@ -210,6 +209,20 @@ def run_squad(run: SquadRun, log: Callable[[str], None] | None = None) -> dict[s
         return outcome
     if not (run.do_train or run.do_eval or run.do_predict):
         raise ValueError("nothing to do: give at least one of --do_train, --do_predict (--do_eval), --prepro_split")
+    if run.do_train and not run.train_file:
+        raise ValueError("--do_train needs --train_file")
+    gold = None
+    if run.do_eval or run.do_predict:  # checked before training: scoring reads the gold answers
+        if not run.predict_file:
+            raise ValueError("--do_predict needs --predict_file")
+        gold = squad_metrics.load_dataset(run.predict_file)
+        if run.eval_version == "v1":
+            unanswerable = next((qa["id"] for article in gold for paragraph in article["paragraphs"]
+                                 for qa in paragraph["qas"] if not qa["answers"]), None)
+            if unanswerable is not None:
+                raise squad_metrics.SquadFormatError(
+                    f"{run.predict_file}: question {unanswerable!r} has no answer: SQuAD v1.1 scoring needs one "
+                    f"(a v2.0 file? pass --eval_version=v2)")
     strategy = make_strategy(run.strategy, run.tpu)
     chief = is_chief(strategy)
     if not chief:
@@ -228,8 +241,6 @@ def run_squad(run: SquadRun, log: Callable[[str], None] | None = None) -> dict[s
                          conditional_end=run.conditional_end, use_answer_class=run.use_answer_class,
                          max_answer_length=run.max_answer_length)
     if run.do_train:
-        if not run.train_file:
-            raise ValueError("--do_train needs --train_file")
         paths = parallel_train_records(run, log)
         if paths is None:
             prepare_train_records(run, tokenizer, log)
@@ -243,13 +254,11 @@ def run_squad(run: SquadRun, log: Callable[[str], None] | None = None) -> dict[s
         log(f"training on {len(paths)} record file(s), {num_features:,} features")
         train_task(run, strategy, task, init, dataset_fn_at, num_features, log)
     if run.do_eval or run.do_predict:
-        if not run.predict_file:
-            raise ValueError("--do_predict needs --predict_file")
         path, meta = prepare_eval_records(run, tokenizer, log)
         index = squad_records.read_feature_index(path)
         dataset = squad_records.squad_eval_dataset(path, run.max_seq_length, run.predict_batch_size,
                                                    meta["num_examples"])
         reported = ("exact_match", "f1") if run.eval_version == "v1" else ("exact", "f1", "best_exact", "best_f1")
-        outcome["best"] = evaluate_checkpoints(run, strategy, task, dataset, _score_fn(run, index, log), reported,
-                                               log, keep=(), main_name=run.eval_key)
+        outcome["best"] = evaluate_checkpoints(run, strategy, task, dataset, _score_fn(run, index, gold, log),
+                                               reported, log, keep=(), main_name=run.eval_key)
     return outcome
