@@ -113,6 +113,24 @@ def test_seed_readme_train_then_eval_commands(tmp_path, vocab, cola_dir, pretrai
     assert best["step"] in (2, 4) and "mcc" in best and "best mcc" in evaluated.stdout
 
 
+def test_records_of_edited_data_are_refused_not_reused(tmp_path, vocab):
+    """A dev label fixed in place (same path, same row count): the old records were reused silently."""
+    from funnel_tfm.data.classifier_data import get_task
+    from funnel_tfm.data.preprocessing import Preprocessor
+    from funnel_tfm.training.classifier_job import ClassifierRun, prepare_records
+    data = write_cola(tmp_path / "CoLA", [("a fine film", 1)], [("a dull film", 1), ("a good one", 1)], ["x"])
+    run = ClassifierRun(task_name="cola", data_dir=data, output_dir=str(tmp_path / "proc"),
+                        model_dir=str(tmp_path / "exp"), tokenizer_path=vocab, max_seq_length=16)
+    preprocessor, lines = Preprocessor.from_file(vocab, seq_len=16), []
+    for _ in range(2):
+        prepare_records(run, get_task("cola", data), preprocessor, "dev", lines.append)
+    assert lines[-1].startswith("reusing 2 dev examples")
+    write_cola(tmp_path / "CoLA", [("a fine film", 1)], [("a dull film", 0), ("a good one", 1)], ["x"])
+    with pytest.raises(ValueError, match=r"dev\.tfrecord was written with other settings \(data_sha256\); pass "
+                                         r"--overwrite_data"):
+        prepare_records(run, get_task("cola", data), preprocessor, "dev", lines.append)
+
+
 def _direct_logits(model_dir: str, step: int, records_examples) -> np.ndarray:
     """Logits from the checkpoint's weights through a plain Keras forward pass, not through the evaluator."""
     from funnel_tfm.tasks.classification import ClassificationTask

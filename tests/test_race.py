@@ -75,6 +75,23 @@ def test_bad_files_name_file_and_question(tmp_path):
         read_race(str(tmp_path), "train")
 
 
+def test_records_of_edited_files_are_refused_not_reused(tmp_path):
+    from funnel_tfm.training.race_job import RaceRun, prepare_race_records
+    record = {"article": "An apple.", "questions": ["It is _ ."], "options": [["an apple", "b", "c", "d"]],
+              "answers": ["A"]}
+    for level in ("middle", "high"):
+        _write_race(tmp_path / "RACE", "dev", level, "1.txt", record)
+    run = RaceRun(data_dir=str(tmp_path / "RACE"), output_dir=str(tmp_path / "proc"), model_dir=str(tmp_path / "m"),
+                  tokenizer_path=data_fetch.bert_uncased_vocab(), max_seq_length=16, max_qa_length=8)
+    tok, lines = Tokenizer.from_file(run.tokenizer_path), []
+    for _ in range(2):
+        prepare_race_records(run, tok, "dev", lines.append)
+    assert lines[-1].startswith("reusing 2 dev questions")
+    _write_race(tmp_path / "RACE", "dev", "high", "1.txt", {**record, "answers": ["B"]})  # an answer corrected
+    with pytest.raises(ValueError, match=r"written with other settings \(data_sha256\)"):
+        prepare_race_records(run, tok, "dev", lines.append)
+
+
 def synthetic_race(root: str, seed: int = 0, limit: int = 2400) -> dict[str, int]:
     """SYNTHETIC questions on REAL text: each article is one Rotten Tomatoes sentence (VADER's snippets) and the
     question asks whether the reviewer liked the film; the answer follows the human score, the two other options

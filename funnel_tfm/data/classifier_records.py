@@ -10,7 +10,8 @@ Files and features are the original's (docs/original_semantics.md F1, F2), so re
 read here and the other way round: `{output_dir}/{basename(tokenizer)}.len-{M}.{split}.tfrecord` with `input_ids`,
 `input_mask` (float, 1 = padding), `segment_ids`, `label_ids` (float for regression), `is_real_example`; the
 meta json beside it (`tfrecord` -> `meta.json` in the name) counts the examples and, ours only, records the
-settings that made them, so records of other settings are not silently reused.
+settings that made them (with a digest of the examples: `examples_digest`), so records of other settings or of
+other data are not silently reused.
 
 Evaluation sets are not padded in the file (the original wrote fake examples into it); `eval_dataset` pads the
 stream to a multiple of the global batch with `is_real_example = 0` examples and numbers the real ones
@@ -19,6 +20,8 @@ stream to a multiple of the global batch with `is_real_example = 0` examples and
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import itertools
 import json
 import os
@@ -50,6 +53,18 @@ def read_meta(path: str) -> dict[str, Any] | None:
         return None
     with file_io.open_file(meta_path(path)) as handle:
         return json.load(handle)
+
+
+def examples_digest(examples: Sequence) -> str:
+    """SHA-256 of the examples (dataclasses) in order: records are reused only for the data they were made from,
+    so an edited data file at the same path is not silently answered with the old records.
+
+        settings["data_sha256"] = examples_digest(task.examples("dev"))
+    """
+    digest = hashlib.sha256()
+    for example in examples:
+        digest.update(json.dumps(dataclasses.astuple(example), ensure_ascii=False).encode("utf-8") + b"\n")
+    return digest.hexdigest()
 
 
 def _label_values(examples: Sequence, labels: tuple[str, ...], regression: bool) -> list[float | int]:

@@ -27,7 +27,8 @@ import tensorflow as tf
 
 from funnel_tfm import file_io
 from funnel_tfm.data import classifier_data
-from funnel_tfm.data.classifier_records import eval_dataset, record_path, train_input_fn, write_features
+from funnel_tfm.data.classifier_records import (eval_dataset, examples_digest, record_path, train_input_fn,
+                                                write_features)
 from funnel_tfm.data.preprocessing import Preprocessor
 from funnel_tfm.layers.heads import TokenClassificationHead
 from funnel_tfm.tasks.classification import ClassificationTask
@@ -71,8 +72,9 @@ def prepare_records(run: ClassifierRun, task: classifier_data.TaskData, preproce
                     log: Callable[[str], None]) -> tuple[str, dict[str, Any], list]:
     """(record path, meta, examples) of `split`: written once, reused while the settings are the same."""
     path = record_path(run.output_dir, run.tokenizer_path, run.max_seq_length, split)
-    settings = _settings(run, task, split)
-    examples = shuffled_for_training(run, task.examples(split), split)
+    examples = task.examples(split)
+    settings = {**_settings(run, task, split), "data_sha256": examples_digest(examples)}  # an edited file: refused
+    examples = shuffled_for_training(run, examples, split)
     meta = cached_records(path, settings, run.overwrite_data, lambda: write_features(
         examples, task.spec.labels, task.spec.is_regression, preprocessor, path, settings, log=log),
         f"{split} examples", log)

@@ -22,6 +22,7 @@ import numpy as np
 
 from funnel_tfm import file_io
 from funnel_tfm.data import race_data
+from funnel_tfm.data.classifier_records import examples_digest
 from funnel_tfm.data.tokenization import Tokenizer
 from funnel_tfm.tasks.glue_metrics import accuracy
 from funnel_tfm.tasks.multiple_choice import MultipleChoiceTask
@@ -47,11 +48,13 @@ def prepare_race_records(run: RaceRun, tokenizer: Tokenizer, split: str,
     """(record path, meta, examples) of `split`, written once and reused while the settings are the same."""
     path = os.path.join(run.output_dir, f"{os.path.basename(run.tokenizer_path)}.len-{run.max_seq_length}.{split}"
                                         f".tfrecord")
-    examples = shuffled_for_training(run, race_data.read_race(run.data_dir, split), split)
+    examples = race_data.read_race(run.data_dir, split)
     settings = {"task": "race", "split": split, "uncased": run.uncased, "max_seq_length": run.max_seq_length,
                 "max_qa_length": run.max_qa_length, "tokenizer": os.path.abspath(run.tokenizer_path),
                 "data_dir": os.path.abspath(run.data_dir), "num_questions": len(examples),
+                "data_sha256": examples_digest(examples),  # edited files: refused, not answered with old records
                 "shuffled_with_seed": run.seed if (split == "train" and run.shuffle_examples) else None}
+    examples = shuffled_for_training(run, examples, split)
     meta = cached_records(path, settings, run.overwrite_data, lambda: race_data.write_race_records(
         examples, tokenizer, path, run.max_seq_length, run.max_qa_length, settings, log=log), f"{split} questions", log)
     return path, meta, examples
