@@ -49,9 +49,10 @@ class MaskingIds:
 
 def record_files(record_dirs: list[str], split: str, seq_len: int, uncased: bool, num_passes: int = 1
                  ) -> tuple[list[str], int]:
-    """(record files, number of examples) from the meta jsons of passes < num_passes, as the original globbed."""
+    """(record files, number of examples) from the meta jsons of passes < num_passes, as the original globbed;
+    files of no examples are left out, a file a meta lists but that is missing is a FileNotFoundError."""
     case = "uncased" if uncased else "cased"
-    files, examples = [], 0
+    files, examples, empty = [], 0, []
     for directory in record_dirs:
         metas = sorted(tf.io.gfile.glob(os.path.join(directory, meta_glob(split, seq_len, uncased))))
         for meta in metas:
@@ -60,8 +61,19 @@ def record_files(record_dirs: list[str], split: str, seq_len: int, uncased: bool
                 continue
             with tf.io.gfile.GFile(meta) as handle:
                 info = json.load(handle)
-            files += [os.path.join(directory, name) for name in info["filenames"]]
+            if not int(info["num_example"]):
+                empty.append(meta)  # a task whose text was too short for one example: nothing to read
+                continue
+            for name in info["filenames"]:
+                if not tf.io.gfile.exists(os.path.join(directory, name)):
+                    raise FileNotFoundError(f"{meta} lists {name}, which is not in {directory} (moved or deleted? "
+                                            f"write the records again with create_pretrain_data)")
+                files.append(os.path.join(directory, name))
             examples += int(info["num_example"])
+    if not files and empty:
+        raise FileNotFoundError(f"the records in {', '.join(record_dirs)} hold no examples (num_example 0 in "
+                                f"{', '.join(os.path.basename(m) for m in empty[:3])}{', ...' if len(empty) > 3 else ''}"
+                                f"): the text was shorter than one --seq_len={seq_len} example")
     if not files:
         present = sorted({re.sub(r"^meta\.|\.json.*$", "", os.path.basename(m)) for d in record_dirs
                           for m in tf.io.gfile.glob(os.path.join(d, "meta.*.json*"))})

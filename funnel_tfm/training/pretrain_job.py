@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from funnel_tfm import file_io
 from funnel_tfm.checkpoints.loading import export
-from funnel_tfm.config import ModelConfig, load_config
+from funnel_tfm.config import ConfigError, ModelConfig, load_config
 from funnel_tfm.config_fnet import FNET_CONFIG_FILE, FNetConfig
 from funnel_tfm.data.input_func_builder import (MaskingIds, first_record_ids, pretrain_input_fn, record_files,
                                                 records_have_next_sentence_label)
@@ -135,8 +135,39 @@ def _export(run: PretrainRun, task, optimizer, log) -> None:
     log(f"exported {report.written} weights ({run.export_format}) to {export_dir}")
 
 
+def _check_generator(config: ModelConfig, width_shrink: float) -> None:
+    """ELECTRA's generator is the model shrunk by `width_shrink` (truncated, semantics P4): a ConfigError that
+    says so when a small model shrinks to nothing (n_head 2 x 0.25 = 0 heads)."""
+    try:
+        config.generator_config(width_shrink)
+    except ConfigError as error:
+        raise ConfigError(
+            f"--loss_type=electra: the generator is the model with d_model, d_inner and n_head x --width_shrink="
+            f"{width_shrink} (truncated): d_model {int(config.d_model * width_shrink)}, d_inner "
+            f"{int(config.d_inner * width_shrink)}, n_head {int(config.n_head * width_shrink)}, which is not a "
+            f"model ({error}); give the model more width (n_head >= {int(1 / width_shrink + 0.999)}) or a larger "
+            f"--width_shrink") from None
+
+
+def _check_records(files: list[str], run: PretrainRun, tokenizer: Tokenizer, vocab_size: int) -> None:
+    """The first record against the vocabulary: [CLS] first, [SEP] last, ids below vocab_size (records written
+    with another vocabulary would otherwise train in silence)."""
+    ids = first_record_ids(files, run.seq_len)
+    largest = int(ids.max())
+    if largest >= vocab_size:
+        raise ValueError(f"{files[0]} holds token id {largest}, but the model's vocab_size is {vocab_size}: "
+                         f"the records were written with another vocabulary")
+    if ids[0] != tokenizer.cls_id or ids[-1] != tokenizer.sep_id:
+        raise ValueError(f"{files[0]}: its examples start with id {ids[0]} and end with id {ids[-1]}, but "
+                         f"[CLS] / [SEP] of {run.tokenizer_path} are {tokenizer.cls_id} / {tokenizer.sep_id}: "
+                         f"the records were written with another vocabulary (pass that one as --tokenizer_path)")
+
+
 def run_pretraining(run: PretrainRun) -> int:
     """Trains, checkpoints and exports as `run` says; returns the exit status (errors are exceptions)."""
+    if not 0 < run.num_predict < run.seq_len - 3:  # before any work, and before anything is written
+        raise ValueError(f"--num_predict={run.num_predict}: must be in 1..{run.seq_len - 4} (fewer than the "
+                         f"--seq_len - 3 = {run.seq_len - 3} text tokens of an example)")
     configure_devices(run.num_cpu_devices, run.deterministic)
     # The strategy first: MultiWorkerMirroredStrategy must configure collectives before TensorFlow runs any op.
     strategy = make_strategy(run.strategy, run.tpu)
@@ -149,12 +180,11 @@ def run_pretraining(run: PretrainRun) -> int:
         raise ValueError(f"the model's vocab_size is {config.vocab_size} but {run.tokenizer_path} has "
                          f"{tokenizer.vocab_size} tokens (pass --vocab_size={tokenizer.vocab_size} or another config)")
     files, num_examples = record_files(run.record_dir, "train", run.seq_len, run.uncased, run.num_passes)
-    largest = int(first_record_ids(files, run.seq_len).max())
-    if largest >= config.vocab_size:
-        raise ValueError(f"{files[0]} holds token id {largest}, but the model's vocab_size is {config.vocab_size}: "
-                         f"the records were written with another vocabulary")
+    _check_records(files, run, tokenizer, config.vocab_size)
     if is_fnet(config):
         _check_fnet_run(run, config, files)
+    elif run.loss_type.lower() == "electra":
+        _check_generator(config, run.width_shrink)
 
     replicas = strategy.num_replicas_in_sync
     if run.train_batch_size % replicas:

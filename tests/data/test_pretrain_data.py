@@ -234,6 +234,30 @@ def test_masking_statistics_on_real_data(records, tokenizer, strategy):
         assert max(words) <= 5 + 1 and 0.25 < histogram[1] < 0.55 and histogram[2] > 0.15 and histogram[5] > 0.04
 
 
+def test_record_files_leave_out_empty_tasks_and_name_missing_files(tmp_path, records):
+    import json
+    import shutil
+    names = sorted(os.listdir(records))
+    metas = [n for n in names if n.startswith("meta.")]
+    for name in names:
+        shutil.copy(os.path.join(records, name), tmp_path / name)
+    with open(tmp_path / metas[0], "w") as handle:  # task 0 had too little text for one example
+        json.dump({"filenames": [metas[0].replace("meta.", "data.").replace(".json-", ".tfrecord-")],
+                   "num_example": 0}, handle)
+    files, count = record_files([str(tmp_path)], "train", SEQ_LEN, True)
+    assert [os.path.basename(f) for f in files] == [n for n in names if n.startswith("data.")][1:]
+    assert count == json.load(open(tmp_path / metas[1]))["num_example"]
+    with open(tmp_path / metas[1], "w") as handle:
+        json.dump({"filenames": ["gone.tfrecord"], "num_example": 0}, handle)
+    with pytest.raises(FileNotFoundError, match=r"hold no examples \(num_example 0 in meta.train.*\): the text was "
+                                                r"shorter than one --seq_len=64 example"):
+        record_files([str(tmp_path)], "train", SEQ_LEN, True)
+    with open(tmp_path / metas[1], "w") as handle:  # a meta whose record file was moved away
+        json.dump({"filenames": ["gone.tfrecord"], "num_example": 5}, handle)
+    with pytest.raises(FileNotFoundError, match=rf"{metas[1]} lists gone.tfrecord, which is not in "):
+        record_files([str(tmp_path)], "train", SEQ_LEN, True)
+
+
 def test_pipeline_is_reproducible_and_shards(records, tokenizer):
     ids = MaskingIds.from_tokenizer(tokenizer)
     make = lambda seed: pretrain_input_fn([records], SEQ_LEN, 8, 10, ids, "word_span", seed=seed)  # noqa: E731

@@ -176,6 +176,46 @@ def test_bad_input_is_one_clear_error(tmp_path, records, changes, message):
     assert "Traceback" not in process.stderr
 
 
+def _settings(records: str, model_dir: str, **changes):
+    from funnel_tfm.training.pretrain_job import PretrainRun
+    values = {"record_dir": [records], "tokenizer_path": data_fetch.bert_uncased_vocab(), "seq_len": SEQ_LEN,
+              "num_predict": NUM_PREDICT, "model_dir": model_dir, "model_config": tiny_pretrain_config(),
+              "loss_type": "mlm", "train_batch_size": 4, "train_steps": 1}
+    return PretrainRun(**{**values, **changes})
+
+
+def test_records_of_another_vocabulary_of_the_same_size_are_refused(tmp_path, records):
+    from funnel_tfm.data.tokenization import read_vocab
+    from funnel_tfm.training.pretrain_job import run_pretraining
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # build_vocab's order: every id below 30,522 still
+    bert = read_vocab(data_fetch.bert_uncased_vocab())
+    (tmp_path / "vocab.txt").write_text("\n".join(special + [t for t in bert if t not in special]) + "\n")
+    model_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"start with id 101 and end with id 102, but \[CLS\] / \[SEP\] of .*vocab.txt "
+                                         r"are 2 / 3: the records were written with another vocabulary"):
+        run_pretraining(_settings(records, str(model_dir), tokenizer_path=str(tmp_path / "vocab.txt")))
+    assert not model_dir.exists()
+
+
+@pytest.mark.parametrize("num_predict", [0, SEQ_LEN - 3])
+def test_num_predict_out_of_range_is_refused_before_any_output(tmp_path, records, num_predict):
+    from funnel_tfm.training.pretrain_job import run_pretraining
+    with pytest.raises(ValueError, match=rf"--num_predict={num_predict}: must be in 1..{SEQ_LEN - 4} "):
+        run_pretraining(_settings(records, str(tmp_path / "run"), num_predict=num_predict))
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_electra_generator_shrunk_to_no_heads_is_named(tmp_path, records):
+    from funnel_tfm.config import ConfigError
+    from funnel_tfm.training.pretrain_job import run_pretraining
+    run = _settings(records, str(tmp_path / "run"), loss_type="electra",
+                    model_config=tiny_pretrain_config(n_head=2, d_head=32))
+    with pytest.raises(ConfigError, match=r"--loss_type=electra: the generator .* --width_shrink=0.25 .* n_head 0, "
+                                          r".*n_head >= 4"):
+        run_pretraining(run)
+    assert not (tmp_path / "run").exists()
+
+
 def test_checkpoint_of_another_shape_is_refused(tmp_path, records, one_device_run):
     import shutil
     model_dir = str(tmp_path / "run")
