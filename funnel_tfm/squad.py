@@ -40,6 +40,8 @@ flags.DEFINE_boolean("keep_accents", False, "Original flag, accepted: the tokeni
                                             "(uncased WordPiece strips accents, as the released vocabularies).")
 flags.DEFINE_enum("train_version", "v2", ["v1", "v2"], "SQuAD version of --train_file.")
 flags.DEFINE_enum("eval_version", "v2", ["v1", "v2"], "SQuAD version of --predict_file (v1: exact_match, f1).")
+flags.DEFINE_boolean("version_2_with_negative", None, "transformers' / PaddleNLP's spelling: true = --train_version=v2 "
+                                                  "--eval_version=v2; false = v1 for both.")
 flags.DEFINE_boolean("do_predict", False, "Evaluate every checkpoint on --predict_file (the original's flag).")
 flags.DEFINE_integer("predict_batch_size", 128, "Evaluation batch size.")
 flags.DEFINE_string("target_eval_key", "best_f1", "Result key the best checkpoint is chosen by (v1: f1).")

@@ -17,7 +17,7 @@ from funnel_tfm.checkpoints.loading import from_model
 from funnel_tfm.config import ModelConfig
 from funnel_tfm.legacy_flags import LegacyFlagError
 from funnel_tfm.modeling import FunnelTFM
-from tests.test_classifier import SEQ_LEN, TINY, movie_review_cola, run_classifier
+from tests.test_classifier import SEQ_LEN, TINY, movie_review_cola, run_classifier, run_entry_point
 
 
 def finetune_like(*argv: str, squad: bool = False) -> flags.FlagValues:
@@ -117,3 +117,12 @@ def test_paddle_glue_command_finetunes_a_transformers_directory(tmp_path):
                              f"--data_dir={data_dir}", "--output_dir=p", "--model_dir=m", check=False)
     assert missing.returncode == 1 and "classifier: error: --model_name_or_path=funnel-transformer/small: not a " \
                                       "directory" in missing.stderr
+
+
+def test_squad_takes_version_2_with_negative():
+    """The flag exists on squad (PaddleNLP's run_squad line) and a contradiction is one error line."""
+    run = run_entry_point("squad", "--noversion_2_with_negative", "--train_version=v2", "--do_train",
+                          "--train_file=t.json", "--output_dir=p", "--model_dir=m", "--tokenizer_path=v.txt", check=False)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == "squad: error: --version_2_with_negative=False contradicts --train_version=v2: give " \
+                                 "one of them, or equal values"
