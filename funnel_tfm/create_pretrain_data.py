@@ -53,6 +53,17 @@ def _run_task(arguments: dict):
     return write_task_records(tokenizer=tokenizer, **arguments)
 
 
+def _run_task_or_error(arguments: dict):
+    """`_run_task`, with the input errors returned instead of raised: every task of a --parallel run ends (none is
+    killed half-way), and main removes what the others wrote."""
+    from funnel_tfm.data.pretrain_records import DataError
+    from funnel_tfm.data.tokenization import TokenizerError
+    try:
+        return _run_task(dict(arguments))
+    except (DataError, TokenizerError, OSError) as error:
+        return error
+
+
 def _input_files(pattern: str) -> list[str]:
     from funnel_tfm.data.pretrain_records import input_files
     files, directories = input_files(pattern)
@@ -83,7 +94,7 @@ def main(argv: list[str]) -> None:
     except legacy_flags.LegacyFlagError as error:
         print(f"create_pretrain_data: error: {error}", file=sys.stderr)
         sys.exit(1)
-    from funnel_tfm.data.pretrain_records import DataError, Stats, check_settings
+    from funnel_tfm.data.pretrain_records import DataError, Stats, check_settings, remove_task_outputs
     from funnel_tfm.data.tokenization import Tokenizer, TokenizerError
     try:
         check_settings(FLAGS.seq_len, 0 if FLAGS.parallel else settings["proc_id"], settings["num_proc"],
@@ -102,7 +113,13 @@ def main(argv: list[str]) -> None:
             results = [_run_task(jobs[0])]
         else:  # spawn: TensorFlow is not fork-safe
             with multiprocessing.get_context("spawn").Pool(min(len(jobs), os.cpu_count() or 1)) as pool:
-                results = pool.map(_run_task, jobs)
+                results = pool.map(_run_task_or_error, jobs)
+            failed = [result for result in results if isinstance(result, Exception)]
+            if failed:  # the pass is all or nothing: records of some tasks only would train on part of the text
+                done = [job["task"] for job, result in zip(jobs, results) if not isinstance(result, Exception)]
+                remove_task_outputs(FLAGS.save_dir, FLAGS.split, FLAGS.pass_id, FLAGS.seq_len, FLAGS.uncased,
+                                    done, num_proc)
+                raise failed[0]
         total = Stats()
         for result in results:
             seconds = total.seconds

@@ -249,6 +249,17 @@ def serialize(example: dict[str, np.ndarray]) -> bytes:
 
 
 # --------------------------------------------------------------------------------------------- writing
+def remove_task_outputs(save_dir: str, split: str, pass_id: int, seq_len: int, uncased: bool, tasks: list[int],
+                        num_task: int) -> None:
+    """Deletes the record files and metas of `tasks` (of a run that failed in another task), metas first."""
+    for task in tasks:
+        for name in (meta_name(split, pass_id, seq_len, uncased, task, num_task),
+                     record_name(split, pass_id, seq_len, uncased, task, num_task)):
+            path = os.path.join(save_dir, name)
+            if tf.io.gfile.exists(path):
+                tf.io.gfile.remove(path)
+
+
 def write_task_records(files: list[str], tokenizer: Tokenizer, save_dir: str, seq_len: int, task: int = 0,
                        num_task: int = 1, pass_id: int = 0, split: str = "train", seed: int = 0,
                        input_format: str = "sentence_per_line", min_doc_len: int = 1, skip_invalid: bool = False,

@@ -173,6 +173,20 @@ def test_command_line_parallel_mode_and_errors(tmp_path, corpus):
                                             f"--tokenizer_path={vocab}", *base)
 
 
+@pytest.mark.slow  # two spawned task processes (~25 s)
+def test_a_parallel_run_with_one_bad_file_keeps_no_task_output(tmp_path, corpus):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_bytes(open(corpus[0], "rb").read()[:20000])
+    (tmp_path / "in" / "b.txt").write_bytes("Good line.\nCaf\xe9 au lait.\n".encode("latin-1"))
+    result = run_cli(f"--input_glob={tmp_path / 'in' / '*.txt'}", f"--save_dir={tmp_path / 'out'}",
+                     f"--tokenizer_path={data_fetch.bert_uncased_vocab()}", f"--seq_len={SEQ_LEN}", "--num_proc=2",
+                     "--parallel")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("create_pretrain_data:")]
+    assert result.returncode == 1 and len(errors) == 1 and "b.txt:2: invalid UTF-8" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert os.listdir(tmp_path / "out") == []  # task 0 had finished: its records would be half the pass
+
+
 def test_a_crash_while_writing_leaves_no_complete_looking_file(tmp_path, corpus, tokenizer, monkeypatch):
     calls = {"n": 0}
     real = pretrain_records.serialize
