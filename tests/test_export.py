@@ -127,18 +127,22 @@ def test_keras_export_gives_the_same_logits(finetuned, tmp_path):
 @pytest.mark.slow  # imports torch and transformers
 def test_hf_export_loads_with_no_missing_keys_and_same_logits(finetuned, tmp_path):
     import torch
-    from transformers import FunnelForSequenceClassification
+    from transformers import AutoTokenizer, FunnelForSequenceClassification
     from funnel_tfm.data.preprocessing import Preprocessor
     directory = export_model(finetuned["model_dir"], "hf", str(tmp_path / "hf"), log=lambda line: None)
     model, info = FunnelForSequenceClassification.from_pretrained(directory, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
     assert model.config.id2label == {0: "0", 1: "1"}
-    features = Preprocessor.from_file(os.path.join(directory, "tokenizer", "vocab.txt"), seq_len=SEQ_LEN)(
+    # The export's own tokenizer files, as a transformers user would load them (Funnel's [CLS] type id 2 included).
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    features = tokenizer(finetuned["texts"], padding="max_length", truncation=True, max_length=SEQ_LEN,
+                         return_tensors="pt")
+    ours = Preprocessor.from_file(os.path.join(directory, "tokenizer", "vocab.txt"), seq_len=SEQ_LEN)(
         tf.constant(finetuned["texts"]))
+    np.testing.assert_array_equal(features["input_ids"].numpy(), ours["token_ids"].numpy())
+    np.testing.assert_array_equal(features["token_type_ids"].numpy(), ours["segment_ids"].numpy())
     with torch.no_grad():
-        logits = model(input_ids=torch.tensor(features["token_ids"].numpy()).long(),
-                       token_type_ids=torch.tensor(features["segment_ids"].numpy()).long(),
-                       attention_mask=torch.tensor(features["padding_mask"].numpy()).long()).logits.numpy()
+        logits = model(**features).logits.numpy()
     reference = np.array([[p["probabilities"][k] for k in ("0", "1")] for p in finetuned["predictions"]])
     np.testing.assert_allclose(torch.softmax(torch.tensor(logits), -1).numpy(), reference, atol=1e-6)
 

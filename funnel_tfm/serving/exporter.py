@@ -2,7 +2,7 @@
 
     export_model("exp/cola", "saved_model", "serving/cola/1")              # raw text in, labels out
     export_model("exp/cola", "keras", "out/cola_keras", checkpoint="latest")  # model.keras + vocabulary
-    export_model("exp/race", "hf", "out/race_hf")                          # FunnelForMultipleChoice
+    export_model("exp/race", "hf", "out/race_hf")                          # FunnelForMultipleChoice + its tokenizer
     export_model("exp/squad", "hf", "out/squad_hf", backbone_only=True)    # FunnelModel (no HF class for the head)
     export_model("exp/fnet_cola", "hf", "out/fnet_cola_hf")                # FNetForSequenceClassification (N11)
     export_model("exp/race", "onnx", "out/race_onnx")                      # model.onnx, checked with onnxruntime
@@ -21,7 +21,9 @@ from typing import Any
 from funnel_tfm import file_io
 from funnel_tfm.checkpoints.loading import export as export_checkpoint
 from funnel_tfm.checkpoints.loading import from_model
+from funnel_tfm.config_fnet import FNetConfig
 from funnel_tfm.serving.formats import check_format
+from funnel_tfm.serving.hf_tokenizer import write_hf_tokenizer
 from funnel_tfm.serving.saved_model import write_saved_model
 from funnel_tfm.serving.source import ExportError, FinetunedModel, load_finetuned
 
@@ -105,6 +107,9 @@ def export_model(model_dir: str, fmt: str, export_dir: str, checkpoint: str = "b
             extra = {"file": KERAS_ARCHIVE}
         else:
             transformers_class, notes = _write_hf(finetuned, staging, backbone_only)
+            notes += write_hf_tokenizer(vocab, staging, uncased=finetuned.record["uncased"],
+                                        max_seq_length=finetuned.record["max_seq_length"],
+                                        fnet=isinstance(finetuned.config, FNetConfig))
             extra = {"transformers_class": transformers_class}
             for note in notes:
                 log(f"  {note}")
