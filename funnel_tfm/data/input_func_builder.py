@@ -84,6 +84,19 @@ def record_files(record_dirs: list[str], split: str, seq_len: int, uncased: bool
     return files, examples
 
 
+def unused_passes(record_dirs: list[str], split: str, seq_len: int, uncased: bool, num_passes: int) -> list[int]:
+    """Pass ids >= num_passes that the record dirs hold (create_pretrain_data --pass_id=1.. that a run with
+    --num_passes=1 leaves out, as the original did), to tell the user.
+
+        unused_passes(["records"], "train", 512, True, 1)   # [1, 2, 3, 4] after the README's `seq 0 4` loop
+    """
+    found = set()
+    for directory in record_dirs:
+        for meta in tf.io.gfile.glob(os.path.join(directory, meta_glob(split, seq_len, uncased))):
+            found.add(int(re.search(r"\.pass-(\d+)\.", os.path.basename(meta)).group(1)))
+    return sorted(p for p in found if p >= num_passes)
+
+
 def first_record_ids(files: list[str], seq_len: int) -> "np.ndarray":
     """Token ids of the first record of the first file, to check records against a model's vocabulary."""
     for serialized in tf.data.TFRecordDataset(files[:1]).take(1):

@@ -28,7 +28,7 @@ from funnel_tfm.checkpoints.loading import export
 from funnel_tfm.config import ConfigError, ModelConfig, load_config
 from funnel_tfm.config_fnet import FNET_CONFIG_FILE, FNetConfig
 from funnel_tfm.data.input_func_builder import (MaskingIds, first_record_ids, pretrain_input_fn, record_files,
-                                                records_have_next_sentence_label)
+                                                records_have_next_sentence_label, unused_passes)
 from funnel_tfm.data.tokenization import Tokenizer
 from funnel_tfm.modeling import FunnelTFM
 from funnel_tfm.tasks import build_pretraining_task
@@ -218,6 +218,10 @@ def run_pretraining(run: PretrainRun) -> int:
     log(f"{run.loss_type.lower()} pretraining: {n_params:,} trainable parameters, {num_examples:,} examples in "
         f"{len(files)} files, {replicas} replica(s) on {run.strategy}, global batch {run.train_batch_size} x "
         f"{run.seq_len}, {run.precision}{', XLA' if run.jit_compile else ''}")
+    unused = unused_passes(run.record_dir, "train", run.seq_len, run.uncased, run.num_passes)
+    if unused:
+        log(f"note: records of pass {', '.join(map(str, unused))} are not read (--num_passes={run.num_passes} reads "
+            f"passes below it; --num_passes={unused[-1] + 1} reads them all)")
 
     start = trainer.current_step()
     dataset_fn = pretraining_input_fn(run, config, special, run.train_batch_size // replicas,

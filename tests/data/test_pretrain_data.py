@@ -13,7 +13,7 @@ import tensorflow as tf
 from funnel_tfm.data import data_fetch
 from funnel_tfm.data import pretrain_records
 from funnel_tfm.data import data_utils
-from funnel_tfm.data.input_func_builder import MaskingIds, pretrain_input_fn, record_files
+from funnel_tfm.data.input_func_builder import MaskingIds, pretrain_input_fn, record_files, unused_passes
 from funnel_tfm.data.pretrain_records import DataError, Stats, input_files, read_documents, write_task_records
 from funnel_tfm.data.tokenization import Tokenizer
 
@@ -270,6 +270,17 @@ def test_record_files_leave_out_empty_tasks_and_name_missing_files(tmp_path, rec
         json.dump({"filenames": ["gone.tfrecord"], "num_example": 5}, handle)
     with pytest.raises(FileNotFoundError, match=rf"{metas[1]} lists gone.tfrecord, which is not in "):
         record_files([str(tmp_path)], "train", SEQ_LEN, True)
+
+
+def test_passes_beyond_num_passes_are_found_to_be_told(tmp_path, records):
+    import shutil
+    for name in os.listdir(records):  # the README's `for pass_id in seq 0 2` loop, as metas
+        if name.startswith("meta."):
+            for pass_id in range(3):
+                shutil.copy(os.path.join(records, name), tmp_path / name.replace(".pass-0.", f".pass-{pass_id}."))
+    assert unused_passes([str(tmp_path)], "train", SEQ_LEN, True, 1) == [1, 2]
+    assert unused_passes([str(tmp_path)], "train", SEQ_LEN, True, 3) == []
+    assert unused_passes([str(tmp_path)], "train", SEQ_LEN, False, 1) == []
 
 
 def test_pipeline_is_reproducible_and_shards(records, tokenizer):
