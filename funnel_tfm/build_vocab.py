@@ -26,24 +26,32 @@ flags.DEFINE_string("output", None, "WordPiece: the vocab file. SentencePiece: t
 flags.DEFINE_enum("type", "wordpiece", ["wordpiece", "sentencepiece"], "What to build.")
 flags.DEFINE_integer("vocab_size", 30000, "Target vocabulary size (WordPiece may end a little off it).")
 flags.DEFINE_boolean("uncased", True, "Lower-case (and for WordPiece strip accents) before learning.")
+flags.DEFINE_float("character_coverage", 1.0, "SentencePiece: share of the text's characters that get a piece "
+                                              "(1.0: all; 0.9995 for Chinese / Japanese).")
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     import tensorflow as tf
-    files = sorted({f for part in FLAGS.input_glob.split(",") if part for f in tf.io.gfile.glob(part)})
-    if not files:
-        print(f"build_vocab: error: --input_glob={FLAGS.input_glob!r} matches no files", file=sys.stderr)
+
+    from funnel_tfm.data.pretrain_records import input_files
+    try:
+        files, directories = input_files(FLAGS.input_glob)  # directories that the glob matches are left out
+    except FileNotFoundError as error:
+        print(f"build_vocab: error: {error}", file=sys.stderr)
         sys.exit(1)
+    if directories:
+        print(f"build_vocab: --input_glob matches {len(directories)} director{'y' if len(directories) == 1 else 'ies'}"
+              f", left out: {', '.join(directories[:3])}{', ...' if len(directories) > 3 else ''}", file=sys.stderr)
     try:
         if FLAGS.type == "wordpiece":
             size = build_wordpiece(files, FLAGS.vocab_size, FLAGS.uncased, FLAGS.output)
             print(f"build_vocab: wrote {FLAGS.output} ({size} tokens from {len(files)} files)")
         else:
-            size = build_sentencepiece(files, FLAGS.vocab_size, FLAGS.uncased, FLAGS.output)
+            size = build_sentencepiece(files, FLAGS.vocab_size, FLAGS.uncased, FLAGS.output, FLAGS.character_coverage)
             print(f"build_vocab: wrote {FLAGS.output}.model and .vocab ({size} pieces from {len(files)} files)")
-    except (OSError, RuntimeError, ValueError) as error:
+    except (OSError, RuntimeError, ValueError, tf.errors.OpError) as error:
         print(f"build_vocab: error: {' '.join(str(error).split())}", file=sys.stderr)
         sys.exit(1)
 

@@ -12,6 +12,7 @@ import tensorflow as tf
 from funnel_tfm.data import data_fetch
 from funnel_tfm.data.pretrain_records import write_task_records
 from funnel_tfm.data.tokenization import Tokenizer, sp_preprocess_with_sources
+from funnel_tfm.data.vocab_builder import build_sentencepiece, build_wordpiece
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +69,25 @@ def test_build_vocab_error_for_no_input(tmp_path):
     done = build(f"--input_glob={tmp_path / 'none*.txt'}", f"--output={tmp_path / 'v.txt'}")
     assert done.returncode == 1 and "matches no files" in done.stderr
     assert not (tmp_path / "v.txt").exists()
+
+
+@pytest.mark.parametrize("build_one", [build_wordpiece, build_sentencepiece])
+def test_text_the_learners_cannot_use_is_named(tmp_path, build_one):
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("A good first line.\nCaf\xe9 au lait.\n".encode("latin-1"))
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n  \n\t\n")
+    with pytest.raises(ValueError, match=r"latin.txt:2: invalid UTF-8 at byte 3 of the line"):
+        build_one([str(latin)], 100, True, str(tmp_path / "out"))
+    with pytest.raises(ValueError, match=r"no text to learn from: every line of .*blank.txt is blank"):
+        build_one([str(blank)], 100, True, str(tmp_path / "out"))
+    assert sorted(os.listdir(tmp_path)) == ["blank.txt", "latin.txt"]
+
+
+def test_sentencepiece_covers_every_character_and_makes_its_directory(tmp_path, small_corpus):
+    prefix = tmp_path / "new" / "spm"  # a directory that does not exist yet, as for WordPiece
+    build_sentencepiece([small_corpus], 1000, True, str(prefix))
+    import sentencepiece
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(prefix) + ".model")
+    # ':' and '(' are rare in these addresses: SentencePiece's default coverage (0.9995) left them <unk>
+    assert processor.unk_id() not in processor.encode("Gentlemen of the Senate: (and) the House; 'we'")
