@@ -37,13 +37,15 @@ def main(argv: list[str]) -> None:
 
     from funnel_tfm.data.pretrain_records import input_files
     try:
-        files, directories = input_files(FLAGS.input_glob)  # directories that the glob matches are left out
+        # directories are left out, and the output of an earlier run (`--input_glob=*.txt --output=vocab.txt`)
+        outputs = (FLAGS.output,) if FLAGS.type == "wordpiece" else (FLAGS.output + ".model", FLAGS.output + ".vocab")
+        files, left_out = input_files(FLAGS.input_glob, exclude=outputs)
     except FileNotFoundError as error:
         print(f"build_vocab: error: {error}", file=sys.stderr)
         sys.exit(1)
-    if directories:
-        print(f"build_vocab: --input_glob matches {len(directories)} director{'y' if len(directories) == 1 else 'ies'}"
-              f", left out: {', '.join(directories[:3])}{', ...' if len(directories) > 3 else ''}", file=sys.stderr)
+    if left_out:
+        print(f"build_vocab: --input_glob: left out {', '.join(left_out[:3])}{', ...' if len(left_out) > 3 else ''}",
+              file=sys.stderr)
     try:
         if FLAGS.type == "wordpiece":
             size = build_wordpiece(files, FLAGS.vocab_size, FLAGS.uncased, FLAGS.output)

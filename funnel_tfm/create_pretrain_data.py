@@ -64,13 +64,12 @@ def _run_task_or_error(arguments: dict):
         return error
 
 
-def _input_files(pattern: str) -> list[str]:
+def _input_files(pattern: str, tokenizer_path: str) -> list[str]:
     from funnel_tfm.data.pretrain_records import input_files
-    files, directories = input_files(pattern)
-    if directories:
-        print(f"create_pretrain_data: --input_glob matches {len(directories)} "
-              f"director{'y' if len(directories) == 1 else 'ies'}, left out: {', '.join(directories[:3])}"
-              f"{', ...' if len(directories) > 3 else ''}", file=sys.stderr)
+    files, left_out = input_files(pattern, exclude=(tokenizer_path,))
+    if left_out:
+        print(f"create_pretrain_data: --input_glob: left out {', '.join(left_out[:3])}"
+              f"{', ...' if len(left_out) > 3 else ''}", file=sys.stderr)
     return files
 
 
@@ -100,7 +99,7 @@ def main(argv: list[str]) -> None:
         check_settings(FLAGS.seq_len, 0 if FLAGS.parallel else settings["proc_id"], settings["num_proc"],
                        FLAGS.pass_id, FLAGS.seed)
         Tokenizer.from_file(FLAGS.tokenizer_path, FLAGS.uncased).require_special()  # fail before any work
-        files = _input_files(FLAGS.input_glob)
+        files = _input_files(FLAGS.input_glob, FLAGS.tokenizer_path)
         _check_writable(FLAGS.save_dir)
         num_proc = settings["num_proc"] if not (FLAGS.parallel and settings["num_proc"] == 1) else os.cpu_count() or 1
         tasks = list(range(num_proc)) if FLAGS.parallel else [settings["proc_id"]]

@@ -59,20 +59,33 @@ class Stats:
 
 
 # --------------------------------------------------------------------------------------------- reading
-def input_files(pattern: str) -> tuple[list[str], list[str]]:
-    """(files, directories) that the glob(s) match, sorted; the directories (`data/*` with a `data/old/` in it)
-    are not read. A FileNotFoundError when no file matches.
+def _same_file(a: str, b: str) -> bool:
+    if file_io.is_remote(a) or file_io.is_remote(b):
+        return a == b
+    return os.path.realpath(a) == os.path.realpath(b)
 
-        input_files("corpus/*.txt,more/*.txt")   # (["corpus/a.txt", "more/b.txt"], [])
+
+def input_files(pattern: str, exclude: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+    """(files, left out) that the glob(s) match, sorted. Left out, and named so: directories (`data/*` with a
+    `data/old/` in it) and the files of `exclude` (the vocabulary: `--input_glob=*.txt` next to `vocab.txt`
+    would read it as text). A FileNotFoundError when no file is left.
+
+        input_files("corpus/*.txt,more/*.txt")            # (["corpus/a.txt", "more/b.txt"], [])
+        input_files("*.txt", exclude=("vocab.txt",))      # (["a.txt"], ["vocab.txt (the vocabulary)"])
     """
     matches = sorted({f for part in pattern.split(",") if part for f in tf.io.gfile.glob(part)})
-    directories = [f for f in matches if tf.io.gfile.isdir(f)]
-    files = [f for f in matches if f not in set(directories)]
+    files, left_out = [], []
+    for path in matches:
+        if tf.io.gfile.isdir(path):
+            left_out.append(f"{path} (a directory)")
+        elif any(_same_file(path, other) for other in exclude):
+            left_out.append(f"{path} (the vocabulary)")
+        else:
+            files.append(path)
     if not files:
-        only = (f" (only directories: {', '.join(directories[:3])}{', ...' if len(directories) > 3 else ''})"
-                if directories else "")
+        only = f" (only {', '.join(left_out[:3])}{', ...' if len(left_out) > 3 else ''})" if left_out else ""
         raise FileNotFoundError(f"--input_glob={pattern!r} matches no files{only}")
-    return files, directories
+    return files, left_out
 
 
 def check_settings(seq_len: int, task: int = 0, num_task: int = 1, pass_id: int = 0, seed: int = 0) -> None:

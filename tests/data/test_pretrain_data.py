@@ -116,9 +116,12 @@ def test_bad_input_is_named_or_skipped_and_counted(tmp_path, tokenizer):
 def test_a_directory_in_the_glob_is_left_out_or_named(tmp_path, tokenizer):
     (tmp_path / "a.txt").write_text("One sentence.\n")
     (tmp_path / "old.txt").mkdir()  # `corpus/*.txt` also matches a directory named like a text file
-    assert input_files(str(tmp_path / "*.txt")) == ([str(tmp_path / "a.txt")], [str(tmp_path / "old.txt")])
-    with pytest.raises(FileNotFoundError, match=r"matches no files \(only directories: .*old.txt\)"):
+    assert input_files(str(tmp_path / "*.txt")) == ([str(tmp_path / "a.txt")], [f"{tmp_path / 'old.txt'} (a directory)"])
+    with pytest.raises(FileNotFoundError, match=r"matches no files \(only .*old.txt \(a directory\)\)"):
         input_files(str(tmp_path / "o*"))
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n")  # the seed README's --input_glob=*.txt next to the vocab
+    files, left_out = input_files(str(tmp_path / "*.txt"), exclude=(str(tmp_path / "x" / ".." / "vocab.txt"),))
+    assert files == [str(tmp_path / "a.txt")] and left_out[1] == f"{tmp_path / 'vocab.txt'} (the vocabulary)"
     with pytest.raises(DataError, match=r"old.txt: cannot read it as a text file"):
         read_documents(str(tmp_path / "old.txt"), tokenizer, 61)
 
