@@ -47,6 +47,20 @@ class MaskingIds:
         return cls(tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, tokenizer.mask_id, tokenizer.vocab_size)
 
 
+def _read_meta(path: str) -> dict:
+    """A create_pretrain_data meta json, or a ValueError that names it (a hand-edited or cut-off copy)."""
+    try:
+        with tf.io.gfile.GFile(path) as handle:
+            info = json.load(handle)
+        if (isinstance(info, dict) and isinstance(info.get("filenames"), list)
+                and isinstance(info.get("num_example"), int)):
+            return info
+        problem = "not {\"filenames\": [...], \"num_example\": n}"
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        problem = f"not JSON ({error})"
+    raise ValueError(f"{path}: {problem}; write the records again with create_pretrain_data")
+
+
 def record_files(record_dirs: list[str], split: str, seq_len: int, uncased: bool, num_passes: int = 1
                  ) -> tuple[list[str], int]:
     """(record files, number of examples) from the meta jsons of passes < num_passes, as the original globbed;
@@ -59,8 +73,7 @@ def record_files(record_dirs: list[str], split: str, seq_len: int, uncased: bool
             pass_id = int(re.search(r"\.pass-(\d+)\.", os.path.basename(meta)).group(1))
             if pass_id >= num_passes:
                 continue
-            with tf.io.gfile.GFile(meta) as handle:
-                info = json.load(handle)
+            info = _read_meta(meta)
             if not int(info["num_example"]):
                 empty.append(meta)  # a task whose text was too short for one example: nothing to read
                 continue

@@ -269,6 +269,9 @@ def test_record_files_leave_out_empty_tasks_and_name_missing_files(tmp_path, rec
     with pytest.raises(FileNotFoundError, match=r"hold no examples \(num_example 0 in meta.train.*\): the text was "
                                                 r"shorter than one --seq_len=64 example"):
         record_files([str(tmp_path)], "train", SEQ_LEN, True)
+    (tmp_path / metas[1]).write_text('{"filenames": ["data.train')  # a copy cut off
+    with pytest.raises(ValueError, match=rf"{metas[1]}: not JSON \(Unterminated string"):
+        record_files([str(tmp_path)], "train", SEQ_LEN, True)
     with open(tmp_path / metas[1], "w") as handle:  # a meta whose record file was moved away
         json.dump({"filenames": ["gone.tfrecord"], "num_example": 5}, handle)
     with pytest.raises(FileNotFoundError, match=rf"{metas[1]} lists gone.tfrecord, which is not in "):
