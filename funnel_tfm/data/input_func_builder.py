@@ -118,6 +118,21 @@ def first_record_ids(files: list[str], seq_len: int) -> "np.ndarray":
     raise FileNotFoundError(f"{files[0]}: empty record file")
 
 
+def damaged_record_file(files: list[str]) -> tuple[str, str] | None:
+    """(file, TensorFlow's reason) of the first record file that cannot be read to its end (cut off by a copy,
+    a bad CRC), else None; reads every file, so it is for after a DataLossError, whose message names none.
+
+        damaged_record_file(record_files(["records"], "train", 512, True)[0])   # ("records/data...", "truncated ...")
+    """
+    for path in files:
+        try:
+            tf.data.TFRecordDataset(path).reduce(np.int64(0), lambda count, _: count + 1).numpy()
+        except tf.errors.DataLossError as error:
+            reason = error.message.strip().splitlines()[-1]
+            return path, re.sub(r"\{\{.*?\}\}|\[Op:.*$", "", reason).strip()  # TensorFlow's node names
+    return None
+
+
 def records_have_next_sentence_label(files: list[str]) -> bool:
     """Whether the first record of the first file holds the `label` [1] of the A/B split (semantics D3/D4)."""
     for serialized in tf.data.TFRecordDataset(files[:1]).take(1):

@@ -27,8 +27,8 @@ from funnel_tfm import file_io
 from funnel_tfm.checkpoints.loading import export
 from funnel_tfm.config import ConfigError, ModelConfig, load_config
 from funnel_tfm.config_fnet import FNET_CONFIG_FILE, FNetConfig
-from funnel_tfm.data.input_func_builder import (MaskingIds, first_record_ids, pretrain_input_fn, record_files,
-                                                records_have_next_sentence_label, unused_passes)
+from funnel_tfm.data.input_func_builder import (MaskingIds, damaged_record_file, first_record_ids, pretrain_input_fn,
+                                                record_files, records_have_next_sentence_label, unused_passes)
 from funnel_tfm.data.tokenization import Tokenizer
 from funnel_tfm.modeling import FunnelTFM
 from funnel_tfm.tasks import build_pretraining_task
@@ -228,8 +228,15 @@ def run_pretraining(run: PretrainRun) -> int:
                                       start_step=start - int(input_offset.numpy()))
     iterator = trainer.distribute(dataset_fn)
     progress = lambda step, means: _format_progress(run, step, means, means["tokens_per_second"])  # noqa: E731
-    train_loop(trainer, saver, iterator, run, progress, examples_per_step=run.train_batch_size * run.seq_len,
-               chief=chief, log=log, throughput_unit="tokens")
+    try:
+        train_loop(trainer, saver, iterator, run, progress, examples_per_step=run.train_batch_size * run.seq_len,
+                   chief=chief, log=log, throughput_unit="tokens")
+    except tf.errors.DataLossError:  # its message names no file: find the one that cannot be read
+        damaged = damaged_record_file(files)
+        if damaged is None:
+            raise
+        raise ValueError(f"{damaged[0]}: damaged record file ({damaged[1]}); copy it again or write the records "
+                         f"again with create_pretrain_data (the checkpoints in {run.model_dir} are kept)") from None
 
     if chief:
         _export(run, task, optimizer, log)

@@ -13,7 +13,8 @@ import tensorflow as tf
 from funnel_tfm.data import data_fetch
 from funnel_tfm.data import pretrain_records
 from funnel_tfm.data import data_utils
-from funnel_tfm.data.input_func_builder import MaskingIds, pretrain_input_fn, record_files, unused_passes
+from funnel_tfm.data.input_func_builder import (MaskingIds, damaged_record_file, pretrain_input_fn, record_files,
+                                                unused_passes)
 from funnel_tfm.data.pretrain_records import DataError, Stats, input_files, read_documents, write_task_records
 from funnel_tfm.data.tokenization import Tokenizer
 
@@ -276,6 +277,15 @@ def test_record_files_leave_out_empty_tasks_and_name_missing_files(tmp_path, rec
         json.dump({"filenames": ["gone.tfrecord"], "num_example": 5}, handle)
     with pytest.raises(FileNotFoundError, match=rf"{metas[1]} lists gone.tfrecord, which is not in "):
         record_files([str(tmp_path)], "train", SEQ_LEN, True)
+
+
+def test_a_cut_off_record_file_is_found(tmp_path, records):
+    files, _ = record_files([records], "train", SEQ_LEN, True)
+    assert damaged_record_file(files) is None
+    cut = tmp_path / os.path.basename(files[1])
+    cut.write_bytes(open(files[1], "rb").read()[:-100])  # a copy that stopped early
+    assert damaged_record_file([files[0], str(cut)]) == (str(cut), damaged_record_file([str(cut)])[1])
+    assert damaged_record_file([str(cut)])[1].startswith("truncated record at ")
 
 
 def test_passes_beyond_num_passes_are_found_to_be_told(tmp_path, records):

@@ -216,6 +216,17 @@ def test_an_electra_generator_shrunk_to_no_heads_is_named(tmp_path, records):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_cut_off_record_file_is_named(tmp_path, records):
+    import shutil
+    from funnel_tfm.training.pretrain_job import run_pretraining
+    copy = tmp_path / "records"
+    shutil.copytree(records, copy)
+    cut = sorted(copy.glob("data.*"))[0]
+    cut.write_bytes(cut.read_bytes()[:-100])  # a copy that stopped early: TensorFlow's error names no file
+    with pytest.raises(ValueError, match=rf"{cut}: damaged record file \(truncated record at \d+"):
+        run_pretraining(_settings(str(copy), str(tmp_path / "run"), jit_compile=False))
+
+
 def test_checkpoint_of_another_shape_is_refused(tmp_path, records, one_device_run):
     import shutil
     model_dir = str(tmp_path / "run")
