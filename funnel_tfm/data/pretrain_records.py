@@ -73,7 +73,12 @@ def input_files(pattern: str, exclude: tuple[str, ...] = ()) -> tuple[list[str],
         input_files("corpus/*.txt,more/*.txt")            # (["corpus/a.txt", "more/b.txt"], [])
         input_files("*.txt", exclude=("vocab.txt",))      # (["a.txt"], ["vocab.txt (the vocabulary)"])
     """
-    matches = sorted({f for part in pattern.split(",") if part for f in tf.io.gfile.glob(part)})
+    parts = [part.strip() for part in pattern.split(",") if part.strip()]
+    found = {part: tf.io.gfile.glob(part) for part in parts}
+    missing = [part for part in parts if not found[part]]
+    if missing and len(missing) < len(parts):  # a typo in one glob of several would drop its files in silence
+        raise FileNotFoundError(f"--input_glob={pattern!r}: {', '.join(repr(p) for p in missing)} matches no files")
+    matches = sorted({f for part in parts for f in found[part]})
     files, left_out = [], []
     for path in matches:
         if tf.io.gfile.isdir(path):

@@ -120,6 +120,9 @@ def test_a_directory_in_the_glob_is_left_out_or_named(tmp_path, tokenizer):
     assert input_files(str(tmp_path / "*.txt")) == ([str(tmp_path / "a.txt")], [f"{tmp_path / 'old.txt'} (a directory)"])
     with pytest.raises(FileNotFoundError, match=r"matches no files \(only .*old.txt \(a directory\)\)"):
         input_files(str(tmp_path / "o*"))
+    assert input_files(f"{tmp_path / 'a.txt'}, {tmp_path / 'a*'}")[0] == [str(tmp_path / "a.txt")]
+    with pytest.raises(FileNotFoundError, match=r"'.*b\*.txt' matches no files"):  # one glob of two has a typo
+        input_files(f"{tmp_path / '*.txt'},{tmp_path / 'b*.txt'}")
     (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n")  # the seed README's --input_glob=*.txt next to the vocab
     files, left_out = input_files(str(tmp_path / "*.txt"), exclude=(str(tmp_path / "x" / ".." / "vocab.txt"),))
     assert files == [str(tmp_path / "a.txt")] and left_out[1] == f"{tmp_path / 'vocab.txt'} (the vocabulary)"
