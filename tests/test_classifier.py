@@ -228,6 +228,13 @@ def test_bad_input_is_one_clear_error(tmp_path, vocab, cola_dir, pretrained):
     result = run_classifier(*common, f"--data_dir={cola_dir}", f"--init_checkpoint={pretrained}", "--use_tpu=True",
                             "--strategy=mirrored", check=False)
     assert result.returncode == 1 and "--use_tpu" in result.stderr and "--strategy" in result.stderr
+    # GLUE's test split has no labels: evaluating it scored every row against the first label, silently; now an
+    # error before any training
+    result = run_classifier(*common, "--do_eval=True", "--eval_split=test", f"--data_dir={cola_dir}",
+                            f"--init_checkpoint={pretrained}", check=False)
+    assert result.returncode == 1 and "test.tsv: the test split has unlabelled rows (the first: 0)" in result.stderr
+    assert not os.path.exists(tmp_path / "proc" / "vocab.txt.len-32.test.tfrecord")
+    assert not os.path.exists(tmp_path / "exp" / "checkpoint")
 
 
 def test_watch_mode_evaluates_while_another_process_trains(tmp_path, vocab, cola_dir):

@@ -92,6 +92,25 @@ def test_records_of_edited_files_are_refused_not_reused(tmp_path):
         prepare_race_records(run, tok, "dev", lines.append)
 
 
+def test_evaluating_questions_without_answers_is_an_error(tmp_path):
+    """A split without "answers" was scored against answer A, silently, after the training; now an error before
+    it. Predicting such a split stays possible."""
+    from funnel_tfm.training.race_job import RaceRun, prepare_race_records, run_race
+    record = {"article": "An apple.", "questions": ["It is _ ."], "options": [["an apple", "b", "c", "d"]]}
+    for split, answers in (("train", {"answers": ["A"]}), ("test", {})):
+        for level in ("middle", "high"):
+            _write_race(tmp_path / "RACE", split, level, "1.txt", {**record, **answers})
+    run = RaceRun(data_dir=str(tmp_path / "RACE"), output_dir=str(tmp_path / "proc"), model_dir=str(tmp_path / "m"),
+                  tokenizer_path=data_fetch.bert_uncased_vocab(), max_seq_length=16, max_qa_length=8,
+                  model_config=ModelConfig(**TINY), do_train=True, train_steps=1, train_batch_size=2, do_eval=True,
+                  eval_split="test", jit_compile=False)
+    with pytest.raises(RaceDataError, match=r"test/middle: question middle/1.txt/0 has no answer"):
+        run_race(run, log=lambda _: None)
+    assert not os.path.exists(tmp_path / "m" / "checkpoint") and not os.path.exists(tmp_path / "proc")
+    tok = Tokenizer.from_file(run.tokenizer_path)
+    assert prepare_race_records(run, tok, "test", lambda _: None)[1]["num_examples"] == 2
+
+
 def synthetic_race(root: str, seed: int = 0, limit: int = 2400) -> dict[str, int]:
     """SYNTHETIC questions on REAL text: each article is one Rotten Tomatoes sentence (VADER's snippets) and the
     question asks whether the reviewer liked the film; the answer follows the human score, the two other options

@@ -69,10 +69,17 @@ def _settings(run: ClassifierRun, task: classifier_data.TaskData, split: str) ->
 
 
 def prepare_records(run: ClassifierRun, task: classifier_data.TaskData, preprocessor: Preprocessor, split: str,
-                    log: Callable[[str], None]) -> tuple[str, dict[str, Any], list]:
-    """(record path, meta, examples) of `split`: written once, reused while the settings are the same."""
+                    log: Callable[[str], None], labelled: bool = False) -> tuple[str, dict[str, Any], list]:
+    """(record path, meta, examples) of `split`: written once, reused while the settings are the same.
+    `labelled`: every example must have a label (evaluation; unlabelled rows would be scored as the first label)."""
     path = record_path(run.output_dir, run.tokenizer_path, run.max_seq_length, split)
     examples = task.examples(split)
+    unlabelled = next((e for e in examples if e.label is None), None)
+    if labelled and unlabelled is not None:
+        raise classifier_data.ClassifierDataError(
+            f"{', '.join(task.split_files(split))}: the {split} split has unlabelled rows (the first: "
+            f"{unlabelled.guid}); evaluation needs a label in every row: choose another --eval_split, or "
+            f"--do_predict / --do_submit for predictions")
     settings = {**_settings(run, task, split), "data_sha256": examples_digest(examples)}  # an edited file: refused
     examples = shuffled_for_training(run, examples, split)
     meta = cached_records(path, settings, run.overwrite_data, lambda: write_features(
@@ -165,6 +172,9 @@ def run_classifier(run: ClassifierRun, log: Callable[[str], None] | None = None)
     task_data = classifier_data.get_task(run.task_name, run.data_dir, run.custom)
     spec = task_data.spec
     preprocessor = Preprocessor.from_file(run.tokenizer_path, uncased=run.uncased, seq_len=run.max_seq_length)
+    # The evaluation records first: an unusable --eval_split (unlabelled, bad rows) fails now, not after training.
+    eval_records = (prepare_records(run, task_data, preprocessor, run.eval_split, log, labelled=True)
+                    if run.do_eval else None)
     config, init = model_config_and_init(run, preprocessor.tokenizer.vocab_size)
     n_class = 1 if spec.is_regression else len(spec.labels)
     keras.utils.set_random_seed(run.seed)  # the head's initial weights
@@ -188,7 +198,7 @@ def run_classifier(run: ClassifierRun, log: Callable[[str], None] | None = None)
             shuffle_buffer=run.shuffle_buffer, start_step=start)
         train_task(run, strategy, task, init, dataset_fn_at, meta["num_examples"], log)
     if run.do_eval:
-        path, meta, _ = prepare_records(run, task_data, preprocessor, run.eval_split, log)
+        path, meta, _ = eval_records
         outcome["best"] = _evaluate(run, strategy, task, spec, path, meta, log)
     if run.do_predict:
         split = run.predict_split or run.eval_split

@@ -43,12 +43,18 @@ class RaceRun(FinetuneRun):
     eval_batch_size: int = 128
 
 
-def prepare_race_records(run: RaceRun, tokenizer: Tokenizer, split: str,
-                         log: Callable[[str], None]) -> tuple[str, dict[str, Any], list]:
-    """(record path, meta, examples) of `split`, written once and reused while the settings are the same."""
+def prepare_race_records(run: RaceRun, tokenizer: Tokenizer, split: str, log: Callable[[str], None],
+                         labelled: bool = False) -> tuple[str, dict[str, Any], list]:
+    """(record path, meta, examples) of `split`, written once and reused while the settings are the same.
+    `labelled`: every question must have its answer (evaluation; a missing one would be scored as "A")."""
     path = os.path.join(run.output_dir, f"{os.path.basename(run.tokenizer_path)}.len-{run.max_seq_length}.{split}"
                                         f".tfrecord")
     examples = race_data.read_race(run.data_dir, split)
+    unlabelled = next((e for e in examples if e.label is None), None)
+    if labelled and unlabelled is not None:
+        raise race_data.RaceDataError(f"{os.path.join(run.data_dir, split, unlabelled.level)}: question "
+                                      f"{unlabelled.guid} has no answer (no \"answers\" key); evaluation needs every "
+                                      f"answer: choose another --eval_split, or --do_predict for predictions")
     settings = {"task": "race", "split": split, "uncased": run.uncased, "max_seq_length": run.max_seq_length,
                 "max_qa_length": run.max_qa_length, "tokenizer": os.path.abspath(run.tokenizer_path),
                 "data_dir": os.path.abspath(run.data_dir), "num_questions": len(examples),
@@ -96,6 +102,8 @@ def run_race(run: RaceRun, log: Callable[[str], None] | None = None) -> dict[str
     log = log or ((lambda line: print(line, flush=True)) if chief else (lambda line: None))
     tokenizer = Tokenizer.from_file(run.tokenizer_path, uncased=run.uncased)
     tokenizer.require_special(("cls", "sep"))
+    # The evaluation records first: an unusable --eval_split (no answers, bad files) fails now, not after training.
+    eval_records = prepare_race_records(run, tokenizer, run.eval_split, log, labelled=True) if run.do_eval else None
     config, init = model_config_and_init(run, tokenizer.vocab_size)
     keras.utils.set_random_seed(run.seed)
     with strategy.scope():
@@ -116,7 +124,7 @@ def run_race(run: RaceRun, log: Callable[[str], None] | None = None) -> dict[str
             path, run.max_seq_length, per_replica, seed=run.seed, shuffle_buffer=run.shuffle_buffer, start_step=start)
         train_task(run, strategy, task, init, dataset_fn_at, meta["num_examples"], log)
     if run.do_eval:
-        path, meta, _ = prepare_race_records(run, tokenizer, run.eval_split, log)
+        path, meta, _ = eval_records
         dataset = race_data.race_eval_dataset(path, run.max_seq_length, run.eval_batch_size, meta["num_examples"])
         outcome["best"] = evaluate_checkpoints(run, strategy, task, dataset, _score_fn(task),
                                                ("loss", "accuracy", "accuracy_middle", "accuracy_high"), log,
