@@ -62,8 +62,10 @@ def examples_digest(examples: Sequence) -> str:
         settings["data_sha256"] = examples_digest(task.examples("dev"))
     """
     digest = hashlib.sha256()
-    for example in examples:
-        digest.update(json.dumps(dataclasses.astuple(example), ensure_ascii=False).encode("utf-8") + b"\n")
+    names = [field.name for field in dataclasses.fields(examples[0])] if len(examples) else []
+    for example in examples:  # not dataclasses.astuple: it deep-copies, 4x slower
+        digest.update(json.dumps([getattr(example, name) for name in names], ensure_ascii=False).encode("utf-8"))
+        digest.update(b"\n")
     return digest.hexdigest()
 
 
