@@ -49,7 +49,9 @@ class TrainingCheckpoints:
         if path is None:
             return None
         try:
-            self.checkpoint.read(path).assert_existing_objects_matched()
+            # expect_partial: the manager's save_counter is in the file but not ours to restore; without it
+            # TensorFlow warns about "unrestored values" on every resume.
+            self.checkpoint.read(path).assert_existing_objects_matched().expect_partial()
         except (ValueError, AssertionError, tf.errors.InvalidArgumentError) as error:
             raise CheckpointError(f"{path}: this checkpoint does not fit the model being trained (another config "
                                   f"or --loss_type?); use another --model_dir or the same settings. "

@@ -59,3 +59,23 @@ def test_watch_yields_new_checkpoints_in_order_until_done(tmp_path):
         assert prefix.endswith(f"ckpt-{step}")
     assert seen == [1, 3, 7] and sleeps == [0.5, 0.5]
     assert [s for s, _ in saved_checkpoints(str(tmp_path))] == [1, 3, 7]
+
+
+def test_resuming_warns_of_no_unrestored_values(tmp_path, caplog):
+    """The manager's save_counter is in every training checkpoint; resuming must not leave TensorFlow's
+    "unrestored values" warning behind (it did on every rerun of a finished pretraining)."""
+    import gc
+    config = tiny_config(d_model=32, d_embed=32, d_inner=64, n_head=4, d_head=8)
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+
+    def checkpoints() -> TrainingCheckpoints:
+        with strategy.scope():
+            task = BUILDERS["classification"](config)
+            trainer = Trainer(strategy, task, AdamW(task.trainable_variables(), WarmupDecay(1e-3, 0, 10)), 2)
+        return TrainingCheckpoints(trainer, str(tmp_path))
+
+    checkpoints().save()
+    with caplog.at_level("WARNING"):
+        assert checkpoints().restore_latest().endswith("ckpt-0")
+        gc.collect()  # TensorFlow warns when the load status is collected
+    assert not [r for r in caplog.records if "unrestored" in r.getMessage() or "could not be found" in r.getMessage()]
