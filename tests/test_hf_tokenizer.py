@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from funnel_tfm.data import data_fetch
 from funnel_tfm.data.preprocessing import Preprocessor
-from funnel_tfm.serving.hf_tokenizer import HF_TOKENIZER_CONFIG, write_hf_tokenizer
+from funnel_tfm.data.hf_tokenizer import HF_TOKENIZER_CONFIG, write_hf_tokenizer
 
 SEQ_LEN = 160
 

@@ -22,8 +22,8 @@ from funnel_tfm import file_io
 from funnel_tfm.checkpoints.loading import export as export_checkpoint
 from funnel_tfm.checkpoints.loading import from_model
 from funnel_tfm.config_fnet import FNetConfig
+from funnel_tfm.data.hf_tokenizer import write_hf_tokenizer
 from funnel_tfm.serving.formats import check_format
-from funnel_tfm.serving.hf_tokenizer import write_hf_tokenizer
 from funnel_tfm.serving.saved_model import write_saved_model
 from funnel_tfm.serving.source import ExportError, FinetunedModel, load_finetuned
 

@@ -27,6 +27,7 @@ from funnel_tfm import file_io
 from funnel_tfm.checkpoints.loading import export
 from funnel_tfm.config import ConfigError, ModelConfig, load_config
 from funnel_tfm.config_fnet import FNET_CONFIG_FILE, FNetConfig
+from funnel_tfm.data.hf_tokenizer import write_hf_tokenizer
 from funnel_tfm.data.input_func_builder import (MaskingIds, damaged_record_file, first_record_ids, pretrain_input_fn,
                                                 record_files, records_have_next_sentence_label, unused_passes)
 from funnel_tfm.data.tokenization import Tokenizer
@@ -124,15 +125,19 @@ def _check_fnet_run(run: PretrainRun, config: FNetConfig, files: list[str]) -> N
 def _export(run: PretrainRun, task, optimizer, log) -> None:
     """The trained model to `model_dir/export` in `export_format` (original: with the Adam slots)."""
     export_dir = os.path.join(run.model_dir, "export")
-    if is_fnet(task.model.config):
+    fnet = is_fnet(task.model.config)
+    if fnet:
         task.model.save_pretrained(export_dir, overwrite=True, format=run.export_format)
         untrained = "" if task.next_sentence else " (loss_type mlm: the pooler and NSP head are untrained)"
         log(f"exported FNetForPreTraining ({run.export_format}) to {export_dir}{untrained}")
-        return
-    view = task.checkpoint_view()
-    view.optimizer_state = optimizer.slot_state() if run.export_format == "original" else {}
-    report = export(view, export_dir, to=run.export_format, overwrite=True)
-    log(f"exported {report.written} weights ({run.export_format}) to {export_dir}")
+    else:
+        view = task.checkpoint_view()
+        view.optimizer_state = optimizer.slot_state() if run.export_format == "original" else {}
+        report = export(view, export_dir, to=run.export_format, overwrite=True)
+        log(f"exported {report.written} weights ({run.export_format}) to {export_dir}")
+    if run.export_format == "hf":  # the vocabulary beside it, so AutoTokenizer.from_pretrained(export) works too
+        for note in write_hf_tokenizer(run.tokenizer_path, export_dir, run.uncased, run.seq_len, fnet=fnet):
+            log(f"  {note}")
 
 
 def _check_generator(config: ModelConfig, width_shrink: float) -> None:

@@ -225,6 +225,9 @@ def test_pretrain_cli_fnet_resumes_exports_and_finetunes(tmp_path, records):
     assert [r["step"] for r in rows] == [2, 4, 6] and all(np.isfinite(r["loss"]) and "nsp_loss" in r for r in rows)
     exported = FNetPreTrainingModel.from_pretrained(os.path.join(model_dir, "export"))
     assert exported.load_report.missing == [] and exported.config == FNET
+    tokenizer = json.load(open(os.path.join(model_dir, "export", "tokenizer_config.json")))  # AutoTokenizer's
+    assert tokenizer["tokenizer_class"] == "BertTokenizer" and os.path.exists(os.path.join(model_dir, "export",
+                                                                                            "vocab.txt"))
     assert json.load(open(os.path.join(model_dir, "pretrain_objective.json")))["seq_len"] == SEQ_LEN
     refused = run_pretrain({**args, "model_dir": str(tmp_path / "other"), "loss_type": "electra", "train_steps": 2})
     assert refused.returncode == 1 and "FNet config; expected one of mlm, mlm_nsp" in refused.stderr

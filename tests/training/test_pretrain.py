@@ -154,12 +154,15 @@ def test_continue_from_a_full_original_checkpoint(tmp_path, records, one_device_
     """The exported FULL original checkpoint (generator, Adam slots, global_step) continues ELECTRA."""
     output = _check(run_pretrain(_cli_args(records, str(tmp_path), init_checkpoint=os.path.join(one_device_run,
                                                                                                    "export"),
-                                           train_steps=10)))
+                                           train_steps=10, export_format="hf")))
     assert "restored" in output and "optimizer values" in output and "left at init" not in output
     assert "step      10/10" in output
     from funnel_tfm.modeling import FunnelTFM
     model = FunnelTFM.from_pretrained(os.path.join(str(tmp_path), "export"))
     assert model.config.d_model == 64
+    # A transformers directory with its tokenizer: vocab.txt + tokenizer_config.json (FunnelTokenizer).
+    tokenizer_config = json.load(open(os.path.join(str(tmp_path), "export", "tokenizer_config.json")))
+    assert tokenizer_config["tokenizer_class"] == "FunnelTokenizer" and tokenizer_config["cls_token"] == "[CLS]"
 
 
 # ------------------------------------------------------------------------------------------ errors
