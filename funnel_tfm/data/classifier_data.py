@@ -51,6 +51,7 @@ REGRESSION_MIN_DISTINCT = 10
 # original skipped any number silently). More means the wrong file or task: an error.
 GLUE_MAX_SHORT_FRACTION = 0.001
 _BOM = "\ufeff"
+FIELD_SIZE_LIMIT = 2 ** 31 - 1  # characters in one TSV / CSV field (csv's default: 131072)
 
 
 class ClassifierDataError(ValueError):
@@ -156,6 +157,8 @@ def read_rows(path: str, delimiter: str, quotechar: str | None) -> list[_Row]:
     """
     lines = _decoded_lines(path)
     kind = "TSV" if delimiter == "\t" else "CSV"
+    # csv's default limit of 128 Ki characters a field refused long documents (a whole report, a long email).
+    csv.field_size_limit(max(csv.field_size_limit(), FIELD_SIZE_LIMIT))
     quoting = csv.QUOTE_NONE if quotechar is None else csv.QUOTE_MINIMAL
     # strict: a stray or unclosed quote is an error instead of silently swallowing the rows after it.
     reader = csv.reader(lines, delimiter=delimiter, quotechar=quotechar, quoting=quoting, strict=True)

@@ -507,6 +507,13 @@ def test_custom_rows_need_every_column_a_text_and_a_label(tmp_path, name, text, 
         get_task("custom", str(tmp_path), fmt).examples("train")
 
 
+@smoke
+def test_a_field_longer_than_csvs_default_limit(tmp_path):
+    """A 200,000-character document: csv's default field limit (131,072) made it a 'well-formed CSV' error."""
+    write(tmp_path, "train.csv", 'text,label\n"' + "word " * 40000 + '",pos\nshort,neg\n')
+    assert len(get_task("custom", str(tmp_path)).examples("train")[0].text_a) == 200000
+
+
 # ------------------------------------------------------------------------------- real data (downloaded once, cached)
 @pytest.fixture(scope="module")
 def snippets() -> list[tuple[str, float]]:
