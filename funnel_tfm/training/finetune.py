@@ -305,13 +305,16 @@ def retain_best(run: Any, task: Task, evaluator: CheckpointEvaluator, best: dict
 
 
 def best_checkpoint(model_dir: str) -> tuple[int, str]:
-    """The best evaluated checkpoint of `model_dir` (best_result.json), else its latest."""
+    """The best evaluated checkpoint of `model_dir` (best_result.json), else its latest. The recorded path is
+    also looked for in `model_dir` itself: a run directory copied elsewhere (gs:// to a laptop, another mount)
+    still names its old location."""
     best_path = os.path.join(model_dir, "best_result.json")
     if file_io.exists(best_path):
         with file_io.open_file(best_path) as handle:
             best = json.load(handle)
-        if tf.io.gfile.exists(best["path"] + ".index"):
-            return int(best["step"]), best["path"]
+        for prefix in (best["path"], os.path.join(model_dir, os.path.basename(best["path"]))):
+            if tf.io.gfile.exists(prefix + ".index"):
+                return int(best["step"]), prefix
     checkpoints = saved_checkpoints(model_dir)
     if not checkpoints:
         raise CheckpointError(f"{model_dir}: no checkpoint to predict with")
