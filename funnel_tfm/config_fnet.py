@@ -197,6 +197,9 @@ class FNetConfig:
         if act not in _HF_ACTIVATION_TO_OURS:
             raise ConfigError(f"{source}: hidden_act {act!r} is not supported; accepted: "
                               f"{', '.join(_HF_ACTIVATION_TO_OURS)}")
+        tpu = hf.get("use_tpu_fourier_optimizations", False)
+        if not isinstance(tpu, bool):  # `not "false"` would be False: a string must not pick the path
+            raise ConfigError(f"{source}: use_tpu_fourier_optimizations: expected true or false, found {tpu!r}")
         hidden = hf.get("hidden_size", 768)
         return cls.from_dict(dict(
             vocab_size=hf.get("vocab_size", 32000), d_embed=hidden, d_model=hidden,
@@ -204,7 +207,7 @@ class FNetConfig:
             max_seq_length=hf.get("max_position_embeddings", 512), type_vocab_size=hf.get("type_vocab_size", 4),
             ff_activation=_HF_ACTIVATION_TO_OURS[act], dropout=hf.get("hidden_dropout_prob", 0.1),
             init_std=hf.get("initializer_range", 0.02), layer_norm_eps=hf.get("layer_norm_eps", 1e-12),
-            use_fft=not hf.get("use_tpu_fourier_optimizations", False),
+            use_fft=not tpu,
         ), source)
 
     @classmethod

@@ -52,6 +52,19 @@ def _initializer(config: FNetConfig) -> keras.initializers.Initializer:
     return keras.initializers.RandomNormal(stddev=config.init_std)
 
 
+def _check_whole_heads(assigned: list[str], missing: list[str], source: str) -> None:
+    """Raises CheckpointError when a head comes in part (`classification/output_bias` without its kernel): a
+    head the checkpoint lacks entirely stays at init (said in `load_report`), half of one would be silently wrong.
+    A head is the first word of its names (`predictions_dense`, `predictions_output` -> predictions)."""
+    def head(name: str) -> str:
+        return name.split("/")[0].split("_")[0]
+    present = {head(name) for name in assigned}
+    partial = [name for name in missing if head(name) in present and name not in hf_fnet.POOLER]
+    if partial:
+        raise CheckpointError(f"{source}: {len(partial)} weight(s) of a head the checkpoint holds in part are "
+                              f"missing: {', '.join(partial[:8])}{' ...' if len(partial) > 8 else ''}")
+
+
 class _HFCheckpointMixin:
     """`from_pretrained` / `save_pretrained` through transformers' directory format or this project's
     (`checkpoints.fnet_format`: hybrids), both under the original names."""
@@ -71,6 +84,7 @@ class _HFCheckpointMixin:
         config = config if use_fft is None else config.replace(use_fft=use_fft)
         model = cls(config, dtype=dtype)
         result = assign_by_name(model.weight_names(), state, source=path)
+        _check_whole_heads(result.assigned, result.missing, path)
         skipped.update({name: f"{cls.__name__} has no place for it" for name in result.unused})
         model.load_report = LoadReport(loaded=result.assigned, skipped=skipped, missing=result.missing)
         return model

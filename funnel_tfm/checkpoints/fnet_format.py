@@ -7,6 +7,7 @@ for a hybrid's attention layers (kernels [D, H, D/H] and [H, D/H, D], as Flax's 
     write_fnet("staging", config, state, "FNetForPreTraining")
     contents = read_fnet("out/hybrid")        # config, state by original name, architecture
     check_mixers(config, contents.state, "out/hybrid")   # CheckpointError when a layer's mixer differs
+    check_backbone(config, contents.state, "out/hybrid")  # ... when a backbone weight is missing or extra
     contents = read_any_fnet("fnet-base")     # ours (mixers checked) or a transformers directory (hf_fnet)
 """
 
@@ -27,6 +28,7 @@ from funnel_tfm.errors import CheckpointError
 FNET_CONFIG = "fnet_config.json"
 FNET_WEIGHTS = "model.safetensors"
 _ATTENTION_NAME = re.compile(r"^encoder/self_attention_(\d+)/")
+_LAYER_NAME = re.compile(r"^encoder/(?:encoder|feed_forward|self_attention)_(\d+)/")
 
 
 @dataclasses.dataclass
@@ -76,6 +78,23 @@ def check_mixers(config: FNetConfig, state: dict[str, np.ndarray], source: str) 
         f"saved with")
 
 
+def check_backbone(config: FNetConfig, state: dict[str, np.ndarray], source: str) -> None:
+    """Raises CheckpointError when a backbone weight of the config is missing from `state` (it would silently stay
+    at its random init) or `state` holds layers beyond `n_layer`; the pooler may be absent (an FNetModel without
+    one)."""
+    required = {rule.name for rule in hf_fnet.backbone_rules(config.n_layer).values()} - set(hf_fnet.POOLER)
+    missing = sorted(required - set(state))
+    extra = sorted({int(m.group(1)) for m in map(_LAYER_NAME.match, state) if m and int(m.group(1)) >= config.n_layer})
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} backbone weight(s) missing: {', '.join(missing[:8])}"
+                        f"{' ...' if len(missing) > 8 else ''}")
+    if extra:
+        problems.append(f"weights of encoder layer(s) {extra}, which n_layer ({config.n_layer}) does not build")
+    if problems:
+        raise CheckpointError(f"{source}: the weights do not fit {FNET_CONFIG}: {'; '.join(problems)}")
+
+
 def read_any_fnet(path: str) -> hf_fnet.HFFNetContents:
     """An FNet directory in either format as (config, state by original name, skipped HF keys, architecture): ours
     (`fnet_config.json`, its attention layers checked against the config) or transformers' (`hf_fnet`)."""
@@ -83,5 +102,6 @@ def read_any_fnet(path: str) -> hf_fnet.HFFNetContents:
         return hf_fnet.read_hf_fnet(path)
     contents = read_fnet(path)
     check_mixers(contents.config, contents.state, path)
+    check_backbone(contents.config, contents.state, path)
     return hf_fnet.HFFNetContents(config=contents.config, state=contents.state, skipped={},
                                   architecture=contents.architecture)

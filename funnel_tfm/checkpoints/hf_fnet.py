@@ -4,7 +4,8 @@ Every tensor maps onto the Flax parameter path of the original `PreTrainingModel
 `encoder/feed_forward_3/intermediate/kernel`, `predictions_dense/kernel`, ...; fnet semantics N5) and back; the
 `classifier` of transformers' task classes maps onto this project's task heads (N11): `<scope>/logit`
 (FNetForSequenceClassification, scope = `finetuning_task` or `cls`), `race/logits` (FNetForMultipleChoice),
-`tagger/logit` (FNetForTokenClassification). Only safetensors are read (numpy API, no PyTorch):
+`tagger/logit` (FNetForTokenClassification). `model.safetensors` is read with numpy; a `pytorch_model.bin` (older
+saves, as google/fnet-base) needs PyTorch:
 
     contents = read_hf_fnet("fnet-base")     # config, state by original name, skipped keys (with why), class
     write_hf_fnet("staging", config, state, PRETRAINING)   # FNetModel, FNetForPreTraining or a task class
@@ -16,11 +17,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from typing import Callable
 
 import numpy as np
 
-from funnel_tfm.checkpoints.hf_format import HF_CONFIG, HF_TORCH_WEIGHTS, HF_WEIGHTS, label_fields, read_safetensors
+from funnel_tfm.checkpoints.hf_format import HF_CONFIG, HF_WEIGHTS, label_fields, read_hf_tensors
 from funnel_tfm.config import ConfigError
 from funnel_tfm.config_fnet import FNetConfig
 from funnel_tfm.errors import CheckpointError
@@ -153,16 +155,6 @@ def _read_config(directory: str) -> tuple[FNetConfig, dict]:
         raise CheckpointError(str(error)) from None
 
 
-def _read_tensors(directory: str) -> dict[str, np.ndarray]:
-    path = os.path.join(directory, HF_WEIGHTS)
-    if os.path.exists(path):
-        return read_safetensors(path)[0]
-    if os.path.exists(os.path.join(directory, HF_TORCH_WEIGHTS)):
-        raise CheckpointError(f"{directory}: only {HF_TORCH_WEIGHTS} found; FNet reads {HF_WEIGHTS} (no PyTorch "
-                              f"needed): convert it with transformers, model.save_pretrained(dir) writes safetensors")
-    raise CheckpointError(f"{directory}: no {HF_WEIGHTS}")
-
-
 def _check_tied(directory: str, key: str, array: np.ndarray, state_hf: dict[str, np.ndarray]) -> str:
     source = _TIED[key]
     if source in state_hf and not np.array_equal(array, state_hf[source]):
@@ -174,7 +166,7 @@ def _check_tied(directory: str, key: str, array: np.ndarray, state_hf: dict[str,
 def read_hf_fnet(directory: str) -> HFFNetContents:
     """Reads a transformers FNet directory into original names; FNetForPreTraining's heads included."""
     config, raw = _read_config(directory)
-    tensors = _read_tensors(directory)
+    tensors = read_hf_tensors(directory)  # model.safetensors, else pytorch_model.bin (with PyTorch)
     task_model = any(key.startswith(TASK_PREFIX) for key in tensors)
     state_hf = {(k[len(TASK_PREFIX):] if k.startswith(TASK_PREFIX) else k): v for k, v in tensors.items()}
     architecture = _detect_architecture(raw, state_hf, task_model)
@@ -194,7 +186,30 @@ def read_hf_fnet(directory: str) -> HFFNetContents:
         else:
             rule = rules[key]
             state[rule.name] = _TRANSFORMS[rule.kind][0](array)
+    _check_backbone(directory, config, rules, state, skipped)
     return HFFNetContents(config=config, state=state, skipped=skipped, architecture=architecture)
+
+
+_LAYER_KEY = re.compile(r"^encoder\.layer\.(\d+)\.")
+
+
+def _check_backbone(directory: str, config: FNetConfig, rules: dict[str, Rule], state: dict[str, np.ndarray],
+                    skipped: dict[str, str]) -> None:
+    """Raises CheckpointError when config.json does not describe the weights: a backbone weight is missing (it
+    would silently stay at its random init) or the file holds layers beyond `num_hidden_layers`. The pooler may
+    be absent (transformers' FNetModel(add_pooling_layer=False))."""
+    missing = sorted(key for key, rule in backbone_rules(config.n_layer).items()
+                     if rule.name not in state and rule.name not in POOLER)
+    extra = sorted({int(m.group(1)) for m in map(_LAYER_KEY.match, skipped) if m and int(m.group(1)) >= config.n_layer})
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} backbone weight(s) missing: {', '.join(missing[:8])}"
+                        f"{' ...' if len(missing) > 8 else ''}")
+    if extra:
+        problems.append(f"weights of encoder layer(s) {extra}, which config.json's num_hidden_layers "
+                        f"({config.n_layer}) does not build")
+    if problems:
+        raise CheckpointError(f"{directory}: the weights do not fit {HF_CONFIG}: {'; '.join(problems)}")
 
 
 def _detect_architecture(raw: dict, state_hf: dict[str, np.ndarray], task_model: bool) -> str:

@@ -367,12 +367,58 @@ def test_reader_checks_tied_copies_and_names_what_it_cannot_read(tmp_path):
     save_file(tensors, weights)
     with pytest.raises(CheckpointError, match="differs from cls.predictions.bias"):
         FNetPreTrainingModel.from_pretrained(str(directory))
-    os.rename(weights, str(directory / "pytorch_model.bin"))
-    with pytest.raises(CheckpointError, match="only pytorch_model.bin found"):
+    os.rename(weights, str(directory / "pytorch_model.bin"))  # safetensors bytes under the PyTorch name
+    with pytest.raises(CheckpointError, match="pytorch_model.bin: not a readable PyTorch state dict"):
         FNet.from_pretrained(str(directory))
     (directory / "config.json").write_text(json.dumps({"model_type": "funnel"}))
     with pytest.raises(CheckpointError, match="expected 'fnet'"):
         FNet.from_pretrained(str(directory))
+
+
+def test_reads_pytorch_model_bin_as_older_transformers_saves_it(tmp_path, rng):
+    """google/fnet-base and transformers < 4.35 save pytorch_model.bin (with the tied decoder copies and the
+    position_ids buffer); it loads with the same numbers as the model that wrote it (was: refused)."""
+    hf_model = build_hf(transformers.FNetForPreTraining, tmp_path / "st", MAX_LEN, tpu=False)
+    state = dict(hf_model.state_dict())
+    state["fnet.embeddings.position_ids"] = torch.arange(MAX_LEN)[None]
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    torch.save(state, str(directory / "pytorch_model.bin"))
+    (directory / "config.json").write_text((tmp_path / "st" / "config.json").read_text())
+    ours = FNetPreTrainingModel.from_pretrained(str(directory))
+    assert not ours.load_report.missing
+    inputs = fnet_inputs(rng, MAX_LEN, [MAX_LEN, 9])
+    reference = hf_forward(hf_model, inputs)
+    np.testing.assert_allclose(to_numpy(ours(inputs)["mlm_logits"]), reference["mlm_logits"], rtol=0, atol=TOLERANCE)
+
+
+def test_weights_that_do_not_fit_the_config_are_one_error(tmp_path):
+    """A missing backbone weight, layers beyond num_hidden_layers and half a head used to load silently (the
+    missing ones at random init, the extra ones skipped as 'a weight of the head')."""
+    directory = tmp_path / "hf"
+    FNetPreTrainingModel(tiny_fnet_config()).save_pretrained(str(directory))
+    weights, config = str(directory / "model.safetensors"), directory / "config.json"
+    tensors, values = load_file(weights), json.loads(config.read_text())
+    save_file({k: v for k, v in tensors.items() if k != "fnet.encoder.layer.1.output.dense.weight"}, weights)
+    with pytest.raises(CheckpointError, match=r"1 backbone weight\(s\) missing: encoder.layer.1.output.dense.weight"):
+        FNetPreTrainingModel.from_pretrained(str(directory))
+    save_file({k: v for k, v in tensors.items() if k != "cls.seq_relationship.weight"}, weights)
+    with pytest.raises(CheckpointError, match="in part are missing: classification/output_kernel"):
+        FNetPreTrainingModel.from_pretrained(str(directory))
+    save_file(tensors, weights)
+    config.write_text(json.dumps({**values, "num_hidden_layers": 1}))
+    with pytest.raises(CheckpointError, match=r"encoder layer\(s\) \[1\], which config.json's num_hidden_layers"):
+        FNet.from_pretrained(str(directory))
+    config.write_text(json.dumps({**values, "use_tpu_fourier_optimizations": "false"}))
+    with pytest.raises(CheckpointError, match="use_tpu_fourier_optimizations: expected true or false"):
+        FNet.from_pretrained(str(directory))
+    ours = tmp_path / "ours"
+    FNet(tiny_fnet_config()).save_pretrained(str(ours), format="keras")
+    state = load_file(str(ours / "model.safetensors"))
+    save_file({k: v for k, v in state.items() if k != "encoder/feed_forward_0/intermediate/kernel"},
+              str(ours / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="missing: encoder/feed_forward_0/intermediate/kernel"):
+        FNet.from_pretrained(str(ours))
 
 
 # ------------------------------------------------------------------------------- harness and backends
