@@ -20,6 +20,7 @@ transformers = pytest.importorskip("transformers")
 from safetensors.numpy import load_file  # noqa: E402
 
 from funnel_tfm import convert  # noqa: E402
+from funnel_tfm.config import ModelConfig  # noqa: E402
 from funnel_tfm.config_fnet import FNetConfig  # noqa: E402
 from funnel_tfm.data import data_fetch  # noqa: E402
 from funnel_tfm.data.preprocessing import Preprocessor  # noqa: E402
@@ -112,3 +113,28 @@ def test_squad_fnet_to_hf_is_an_error_offering_backbone_only(tmp_path):
     word = load_file(os.path.join(out, "model.safetensors"))["embeddings.word_embeddings.weight"]
     ours = task.model.backbone.weight_names()["encoder/embedder/word/embedding"]
     np.testing.assert_array_equal(word, keras.ops.convert_to_numpy(ours))
+
+
+@pytest.mark.parametrize("config", [
+    FNET.replace(vocab_size=200, num_attention_layers=1, n_head=2), FNET.replace(vocab_size=200, d_embed=16),
+    ModelConfig(block_size="1_1", decoder_size="1", d_embed=32, d_model=32, n_head=2, d_head=16, d_inner=64,
+                vocab_size=200, block_mixers="fourier_attention")], ids=["fnet_attention", "d_embed", "funnel_fourier"])
+def test_hf_export_of_what_transformers_cannot_hold_is_one_error_naming_the_run(config, tmp_path):
+    """An FNet hybrid (N9), d_embed != d_model (N6) or Funnel-Fourier hybrid (N8) classifier run: `export
+    --format=hf` said so naming its temporary directory and a library argument (`to='keras'`,
+    `save_pretrained(path, format='keras')`); now the model_dir and the flag, before anything is written."""
+    from funnel_tfm.tasks.classification import ClassificationTask
+    model_dir = str(tmp_path / "run")
+    os.makedirs(model_dir)
+    config.to_json(os.path.join(model_dir, NET_CONFIG))
+    write_run_record(model_dir, "classification", data_fetch.bert_uncased_vocab(), True, SEQ_LEN, task_name="cola",
+                     labels=["0", "1"], regression=False, head_scope="cola", text_pair=False)
+    task = ClassificationTask.build(config, 2, scope="cola")
+    tf.train.Checkpoint(**task.trackables()).write(os.path.join(model_dir, "ckpt-1"))
+    out = str(tmp_path / "out")
+    with pytest.raises(ExportError) as error:
+        export_model(model_dir, "hf", out, log=lambda line: None)
+    message = str(error.value)
+    assert message.startswith(f"--format=hf: {model_dir}: ") and "--format=keras" in message, message
+    assert ".tmp" not in message and "to='keras'" not in message and not os.path.exists(out)
+    export_model(model_dir, "keras", out, log=lambda line: None)  # the format that holds it

@@ -21,6 +21,7 @@ from typing import Any
 from funnel_tfm import file_io
 from funnel_tfm.checkpoints.loading import export as export_checkpoint
 from funnel_tfm.checkpoints.loading import from_model
+from funnel_tfm.config import ConfigError
 from funnel_tfm.config_fnet import FNetConfig
 from funnel_tfm.data.hf_tokenizer import write_hf_tokenizer
 from funnel_tfm.serving.formats import check_format
@@ -38,6 +39,24 @@ def _check_format(fmt: str, task: str | None, backbone_only: bool) -> None:
         raise ExportError("--format=hf: transformers has no class for the original's SQuAD head (end logits "
                           "conditioned on the start, and the answer-class logit); pass --backbone_only to export "
                           "the finetuned backbone as FunnelModel (FNetModel for an FNet run), or use --format=keras")
+
+
+def _check_hf_expressible(config: Any, model_dir: str) -> None:
+    """ExportError, before anything is written, for a config transformers' classes cannot hold: a Funnel with
+    Fourier blocks (fnet semantics N8), an FNet with attention layers or d_embed != d_model (N6, N9). The
+    checkpoint writers raise too, but name their staging directory and a library argument."""
+    if isinstance(config, FNetConfig):
+        try:
+            config.to_hf_dict()
+            return
+        except ConfigError as error:
+            reason = str(error).split(";")[0]
+    elif getattr(config, "has_fourier", False):
+        reason = (f"block_mixers {config.block_mixers!r} has Fourier blocks, and every layer of transformers' "
+                  f"Funnel attends")
+    else:
+        return
+    raise ExportError(f"--format=hf: {model_dir}: {reason}; export with --format=keras, saved_model or onnx")
 
 
 def _write_hf(finetuned: FinetunedModel, staging: str, backbone_only: bool) -> tuple[str, list[str]]:
@@ -91,6 +110,8 @@ def export_model(model_dir: str, fmt: str, export_dir: str, checkpoint: str = "b
         check_onnx_packages()  # before minutes of loading
     finetuned = load_finetuned(model_dir, checkpoint)
     _check_format(fmt, finetuned.record["task"], backbone_only)
+    if fmt == "hf":
+        _check_hf_expressible(finetuned.config, model_dir)
     if fmt == "saved_model" and backbone_only:
         raise ExportError("--format=saved_model --backbone_only: a raw-text signature needs a task head; use "
                           "--format=keras or --format=hf for the backbone")
