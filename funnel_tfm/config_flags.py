@@ -6,7 +6,8 @@
 
 A --model_config that names an FNet config (FNet-Base, an FNet json, a directory with fnet_config.json or a
 transformers FNet config.json) gives an FNetConfig; the flags of keys that FNetConfig shares with ModelConfig
-(d_model, d_embed, d_inner, vocab_size, dropout, n_head, ...) override it, any other key is an error.
+(d_model, d_embed, d_inner, vocab_size, dropout, n_head, ...) and its own (n_layer, type_vocab_size,
+num_attention_layers, attention_layout, attention_dropout) override it, any other key is an error.
 """
 
 from __future__ import annotations
@@ -29,6 +30,17 @@ for _field in dataclasses.fields(ModelConfig):
         _FIELD_FLAGS[_field.name] = flags.DEFINE_boolean(_field.name, None, _help)
     else:
         _FIELD_FLAGS[_field.name] = flags.DEFINE_string(_field.name, None, _help)
+
+# FNet-only keys (fnet semantics N1, N9), so that `--model_config=FNet-Base --n_layer=4` works as the README shows;
+# a Funnel config refuses them (unknown key). Not max_seq_length: the finetuning jobs' --max_seq_length is the
+# padded length (an FNet json sets the rows of the position table).
+for _name, _define, _help in (
+        ("n_layer", flags.DEFINE_integer, "FNet: number of encoder layers."),
+        ("type_vocab_size", flags.DEFINE_integer, "FNet: rows of the type-id table."),
+        ("num_attention_layers", flags.DEFINE_integer, "FNet: layers that attend instead of mixing (N9)."),
+        ("attention_layout", flags.DEFINE_string, "FNet: where they are: bottom, middle, mixed or top."),
+        ("attention_dropout", flags.DEFINE_float, "FNet: dropout on the attention probabilities.")):
+    _FIELD_FLAGS[_name] = _define(_name, None, f"Override config key {_name}. {_help}")
 
 
 def overrides() -> dict:

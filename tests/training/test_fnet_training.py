@@ -106,6 +106,24 @@ def test_fnet_configs_load_by_name_json_and_directory(tmp_path):
         custom_config("FNet-Base", {"block_size": "2_2"})
 
 
+def test_fnet_only_keys_are_flags(tmp_path):
+    """`--model_config=FNet-Base --n_layer=2` (README: "--d_model etc. override its keys") was 'Unknown command
+    line flag n_layer': only the keys FNet shares with the Funnel were flags. A Funnel config refuses them."""
+    from absl import flags
+    from absl.testing import flagsaver
+
+    from funnel_tfm.config import ConfigError
+    from funnel_tfm.config_flags import config_from_flags
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()  # defaults, as an entry point without arguments
+    with flagsaver.flagsaver(n_layer=2, num_attention_layers=1, attention_layout="bottom", d_model=32, d_embed=32,
+                             n_head=2):
+        config = config_from_flags("FNet-Base")
+    assert (config.n_layer, config.attention_layers(), config.d_model) == (2, (0,), 32)
+    with flagsaver.flagsaver(n_layer=2), pytest.raises(ConfigError, match="unknown key.*n_layer"):
+        config_from_flags("B4-4-4H768")
+
+
 # ------------------------------------------------------------------------------------------ finetuning
 def _one_step(task, batch) -> float:
     names, variables = zip(*task.trainable_variables().items())
