@@ -186,15 +186,14 @@ def read_hf_fnet(directory: str) -> HFFNetContents:
         else:
             rule = rules[key]
             state[rule.name] = _TRANSFORMS[rule.kind][0](array)
-    _check_backbone(directory, config, rules, state, skipped)
+    _check_backbone(directory, config, state, skipped)
     return HFFNetContents(config=config, state=state, skipped=skipped, architecture=architecture)
 
 
 _LAYER_KEY = re.compile(r"^encoder\.layer\.(\d+)\.")
 
 
-def _check_backbone(directory: str, config: FNetConfig, rules: dict[str, Rule], state: dict[str, np.ndarray],
-                    skipped: dict[str, str]) -> None:
+def _check_backbone(directory: str, config: FNetConfig, state: dict[str, np.ndarray], skipped: dict[str, str]) -> None:
     """Raises CheckpointError when config.json does not describe the weights: a backbone weight is missing (it
     would silently stay at its random init) or the file holds layers beyond `num_hidden_layers`. The pooler may
     be absent (transformers' FNetModel(add_pooling_layer=False))."""
