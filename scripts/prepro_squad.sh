@@ -7,9 +7,16 @@
 #   NUM_PROC=8 MAX_SEQ_LENGTH=384 ./scripts/prepro_squad.sh      # more processes; another length
 # The raw files and the vocabulary are local (tokenization runs on this host's CPUs); OUTPUT_DIR may be on Cloud
 # Storage. Records already written with the same settings are reused. Further arguments go to every process.
+# The seed README's three fields, data_dir, tokenizer_path and output_dir, may be set here or in the environment
+# under those names too.
 set -euo pipefail
-: "${SQUAD_DIR:?set SQUAD_DIR (local directory of the raw json)}" "${VOCAB:?set VOCAB (vocab.uncased.txt)}"
-: "${OUTPUT_DIR:?set OUTPUT_DIR (records; local or gs://)}"
+data_dir=${data_dir:-}
+tokenizer_path=${tokenizer_path:-}
+output_dir=${output_dir:-}
+SQUAD_DIR=${SQUAD_DIR:-$data_dir} VOCAB=${VOCAB:-$tokenizer_path} OUTPUT_DIR=${OUTPUT_DIR:-$output_dir}
+: "${SQUAD_DIR:?set SQUAD_DIR or data_dir (local directory of the raw json)}"
+: "${VOCAB:?set VOCAB or tokenizer_path (vocab.uncased.txt)}"
+: "${OUTPUT_DIR:?set OUTPUT_DIR or output_dir (records; local or gs://)}"
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 SQUAD_URL=${SQUAD_URL:-https://rajpurkar.github.io/SQuAD-explorer/dataset}
 VERSION=${VERSION:-v2}                    # v1: train-v1.1.json / dev-v1.1.json
