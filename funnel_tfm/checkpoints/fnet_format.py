@@ -85,14 +85,7 @@ def check_backbone(config: FNetConfig, state: dict[str, np.ndarray], source: str
     required = {rule.name for rule in hf_fnet.backbone_rules(config.n_layer).values()} - set(hf_fnet.POOLER)
     missing = sorted(required - set(state))
     extra = sorted({int(m.group(1)) for m in map(_LAYER_NAME.match, state) if m and int(m.group(1)) >= config.n_layer})
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} backbone weight(s) missing: {', '.join(missing[:8])}"
-                        f"{' ...' if len(missing) > 8 else ''}")
-    if extra:
-        problems.append(f"weights of encoder layer(s) {extra}, which n_layer ({config.n_layer}) does not build")
-    if problems:
-        raise CheckpointError(f"{source}: the weights do not fit {FNET_CONFIG}: {'; '.join(problems)}")
+    hf_fnet.check_backbone_fit(source, FNET_CONFIG, missing, extra, f"n_layer ({config.n_layer})")
 
 
 def read_any_fnet(path: str) -> hf_fnet.HFFNetContents:

@@ -200,15 +200,21 @@ def _check_backbone(directory: str, config: FNetConfig, state: dict[str, np.ndar
     missing = sorted(key for key, rule in backbone_rules(config.n_layer).items()
                      if rule.name not in state and rule.name not in POOLER)
     extra = sorted({int(m.group(1)) for m in map(_LAYER_KEY.match, skipped) if m and int(m.group(1)) >= config.n_layer})
+    check_backbone_fit(directory, HF_CONFIG, missing, extra, f"config.json's num_hidden_layers ({config.n_layer})")
+
+
+def check_backbone_fit(source: str, config_file: str, missing: list[str], extra_layers: list[int],
+                       layer_count: str) -> None:
+    """One CheckpointError for backbone weights the file lacks and layers it holds beyond `layer_count` (its
+    wording, e.g. "n_layer (2)"); nothing when both are empty. Shared by both FNet directory formats."""
     problems = []
     if missing:
         problems.append(f"{len(missing)} backbone weight(s) missing: {', '.join(missing[:8])}"
                         f"{' ...' if len(missing) > 8 else ''}")
-    if extra:
-        problems.append(f"weights of encoder layer(s) {extra}, which config.json's num_hidden_layers "
-                        f"({config.n_layer}) does not build")
+    if extra_layers:
+        problems.append(f"weights of encoder layer(s) {extra_layers}, which {layer_count} does not build")
     if problems:
-        raise CheckpointError(f"{directory}: the weights do not fit {HF_CONFIG}: {'; '.join(problems)}")
+        raise CheckpointError(f"{source}: the weights do not fit {config_file}: {'; '.join(problems)}")
 
 
 def _detect_architecture(raw: dict, state_hf: dict[str, np.ndarray], task_model: bool) -> str:
