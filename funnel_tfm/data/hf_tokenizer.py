@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
+from funnel_tfm import file_io
 from funnel_tfm.data.tokenization import SPECIAL_SYMBOLS, Tokenizer
 
 HF_TOKENIZER_CONFIG = "tokenizer_config.json"
@@ -33,7 +33,8 @@ def write_hf_tokenizer(tokenizer_path: str, directory: str, uncased: bool, max_s
     if tokenizer.kind != "wordpiece":
         return [f"tokenizer: {os.path.basename(tokenizer_path)} is a SentencePiece model, which no transformers "
                 f"tokenizer packs as this project does; it is in tokenizer/ (pack text with funnel_tfm's Preprocessor)"]
-    shutil.copyfile(tokenizer_path, os.path.join(directory, HF_VOCAB))
+    with file_io.open_file(tokenizer_path, "rb") as source:  # either may be gs:// (a TPU run's model_dir)
+        file_io.atomic_write_bytes(os.path.join(directory, HF_VOCAB), source.read())
     config = {"tokenizer_class": "BertTokenizer" if fnet else "FunnelTokenizer", "do_lower_case": uncased,
               "model_max_length": max_seq_length,
               "model_input_names": ["input_ids", "token_type_ids"] + ([] if fnet else ["attention_mask"])}
@@ -41,7 +42,7 @@ def write_hf_tokenizer(tokenizer_path: str, directory: str, uncased: bool, max_s
     for name, hf_name in _HF_SPECIAL_NAMES.items():
         present = [symbol for symbol in SPECIAL_SYMBOLS[name] if symbol in vocab]
         config[hf_name] = present[0] if present else None  # None: transformers adds no token of its own
-    with open(os.path.join(directory, HF_TOKENIZER_CONFIG), "w", encoding="utf-8") as handle:
-        json.dump(config, handle, indent=2, sort_keys=True)
+    file_io.atomic_write_text(os.path.join(directory, HF_TOKENIZER_CONFIG), json.dumps(config, indent=2,
+                                                                                     sort_keys=True) + "\n")
     return [f"tokenizer: {HF_VOCAB} + {HF_TOKENIZER_CONFIG} ({config['tokenizer_class']}, "
             f"do_lower_case={uncased}, [CLS] = {config['cls_token']})"]
