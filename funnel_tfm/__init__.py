@@ -19,6 +19,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from funnel_tfm import llvm_isolation
+
+# Before anything loads TensorFlow or Triton: the two carry clashing copies of LLVM (llvm_isolation says why).
+llvm_isolation.preload_triton()
+
 _EXPORTS = {
     "ModelConfig": ("funnel_tfm.config", "ModelConfig"),
     "ConfigError": ("funnel_tfm.config", "ConfigError"),

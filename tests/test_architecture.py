@@ -19,6 +19,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "funnel_tfm"
 # Lower rank = lower layer. A module may import modules of a lower rank, and modules of its own subpackage.
 RANKS = {
     "funnel_tfm.errors": 0, "funnel_tfm.file_io": 0,
+    "funnel_tfm.llvm_isolation": 0,  # run by funnel_tfm/__init__.py before anything loads TensorFlow
     "funnel_tfm.config": 1,
     "funnel_tfm.config_fnet": 1.5,  # FNetConfig: shares ModelConfig's error type and activation names
     "funnel_tfm.layers": 2,
