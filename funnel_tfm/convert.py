@@ -7,7 +7,8 @@ r"""Converts a Funnel-Transformer checkpoint between the original, Hugging Face 
 
 The input format is detected (original TF `net_config.json` + `model.ckpt*`, original PyTorch
 `net_config.pytorch.json` + `model.pt`, Hugging Face `config.json` + `model.safetensors`/`pytorch_model.bin`,
-funnel_tfm `funnel_config.json` + `model.safetensors`). FNet directories (transformers' FNet classes, our
+funnel_tfm `funnel_config.json` + `model.safetensors`, a pretraining run's `--model_dir`: its latest training
+checkpoint, with the generator of an ELECTRA run). FNet directories (transformers' FNet classes, our
 `fnet_config.json`, a finetuned FNet run's `export/`) convert to hf (the transformers class of the head:
 FNetForSequenceClassification, FNetForMultipleChoice, FNetForTokenClassification, else FNetForPreTraining or
 FNetModel; fnet semantics N11) or keras. It prints what was loaded, what was skipped and why, and what was
@@ -50,11 +51,22 @@ def run(input_path: str, output_path: str, to: str, overwrite: bool = False, use
     """Does one conversion and prints its report; returns the exit status (0 ok, 1 error)."""
     from funnel_tfm import checkpoints  # imported after flag parsing, so --help stays fast
     from funnel_tfm.modeling import FunnelTFM
-    from funnel_tfm.tasks.backbones import is_fnet_checkpoint, load_fnet_checkpoint
+    from funnel_tfm.tasks.backbones import is_fnet, is_fnet_checkpoint, load_fnet_checkpoint
+    from funnel_tfm.training.pretrain_dir import is_pretraining_run, restore_pretraining_task
     try:
         if to not in checkpoints.FORMATS:
             raise checkpoints.CheckpointError(f"--to={to!r}; expected one of {', '.join(checkpoints.FORMATS)}")
-        if os.path.isdir(input_path) and is_fnet_checkpoint(input_path):
+        if os.path.isdir(input_path) and is_pretraining_run(input_path):
+            task, step = restore_pretraining_task(input_path)  # its latest ckpt-<step>, not its export/
+            ckpt = task.checkpoint_view()
+            if use_decoder is False and getattr(ckpt.model, "use_decoder", False):
+                raise checkpoints.CheckpointError(
+                    f"--use_decoder=false: {input_path} is a pretraining run with a decoder; convert it as it is "
+                    f"(--use_decoder=auto), then convert that output with --use_decoder=false")
+            input_path = f"{input_path} (pretraining run, step {step})"
+            backbone = "FNet backbone" if is_fnet(ckpt.model.config) else \
+                "decoder" if ckpt.model.use_decoder else "no decoder"
+        elif os.path.isdir(input_path) and is_fnet_checkpoint(input_path):
             ckpt = load_fnet_checkpoint(input_path)  # FNet has no decoder: --use_decoder does not apply
             backbone = "FNet backbone"
         else:

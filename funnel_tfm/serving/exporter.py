@@ -26,7 +26,10 @@ from funnel_tfm.config_fnet import FNetConfig
 from funnel_tfm.data.hf_tokenizer import write_hf_tokenizer
 from funnel_tfm.serving.formats import check_format
 from funnel_tfm.serving.saved_model import write_saved_model
-from funnel_tfm.serving.source import ExportError, FinetunedModel, load_finetuned
+from funnel_tfm.serving.source import ExportError, FinetunedModel, choose_checkpoint, load_finetuned
+from funnel_tfm.training.pretrain_dir import (export_pretrained, is_pretraining_run, restore_pretraining_task,
+                                              tokenizer_of)
+from funnel_tfm.training.run_record import RUN_RECORD
 
 EXPORT_RECORD = "funnel_export.json"
 KERAS_ARCHIVE = "model.keras"
@@ -108,6 +111,8 @@ def export_model(model_dir: str, fmt: str, export_dir: str, checkpoint: str = "b
     if fmt == "onnx":
         from funnel_tfm.serving.onnx_export import check_onnx_packages
         check_onnx_packages()  # before minutes of loading
+    if is_pretraining_run(model_dir) and not file_io.exists(os.path.join(model_dir, RUN_RECORD)):
+        return _export_pretraining_run(model_dir, fmt, export_dir, checkpoint, overwrite, backbone_only, log)
     finetuned = load_finetuned(model_dir, checkpoint)
     _check_format(fmt, finetuned.record["task"], backbone_only)
     if fmt == "hf":
@@ -140,4 +145,24 @@ def export_model(model_dir: str, fmt: str, export_dir: str, checkpoint: str = "b
         metadata = _metadata(finetuned, fmt, os.path.join("tokenizer", vocab_name), backbone_only, extra)
         file_io.atomic_write_text(os.path.join(staging, EXPORT_RECORD), json.dumps(metadata, indent=2) + "\n")
     log(f"exported {metadata['task']} (step {finetuned.step}, {finetuned.checkpoint}) as {fmt} to {export_dir}")
+    return export_dir
+
+
+def _export_pretraining_run(model_dir: str, fmt: str, export_dir: str, checkpoint: str, overwrite: bool,
+                            backbone_only: bool, log) -> str:
+    """A pretraining run's checkpoint (latest: pretraining keeps no best) as a checkpoint directory: hf (with the
+    run's vocabulary when its pretrain_objective.json names it), keras (ours) or original."""
+    if fmt not in ("hf", "keras", "original"):
+        raise ExportError(f"--format={fmt}: {model_dir} is a pretraining run, which has no task head to serve; "
+                          f"export it as hf, keras or original, or finetune it first")
+    if backbone_only:
+        raise ExportError(f"--backbone_only: {model_dir} is a pretraining run; its export holds the backbone and "
+                          f"the pretraining heads, which the formats keep or skip by name")
+    step, prefix = choose_checkpoint(model_dir, "latest" if checkpoint in ("best", "latest") else checkpoint)
+    task, _ = restore_pretraining_task(model_dir, prefix)
+    if fmt == "hf":
+        _check_hf_expressible(task.model.config, model_dir)
+    with file_io.atomic_directory(export_dir, overwrite=overwrite) as staging:
+        export_pretrained(task, staging, fmt, tokenizer=tokenizer_of(model_dir), log=lambda line: log(f"  {line}"))
+    log(f"exported the pretraining run {model_dir} (step {step}, {prefix}) as {fmt} to {export_dir}")
     return export_dir

@@ -27,9 +27,8 @@ import tensorflow as tf
 from funnel_tfm import file_io
 from funnel_tfm.checkpoints.loading import FunnelCheckpoint
 from funnel_tfm.config import ModelConfig
-from funnel_tfm.config_fnet import FNET_CONFIG_FILE, FNetConfig, load_any_config
+from funnel_tfm.config_fnet import FNetConfig, load_any_config
 from funnel_tfm.modeling import FunnelTFM
-from funnel_tfm.tasks import build_pretraining_task
 from funnel_tfm.tasks.backbones import (check_length, export_view, is_fnet_checkpoint, load_fnet_checkpoint,
                                        mixes_padding)
 from funnel_tfm.errors import CheckpointError
@@ -37,7 +36,7 @@ from funnel_tfm.tasks.base import Task
 from funnel_tfm.training.checkpointing import TrainingCheckpoints
 from funnel_tfm.training.evaluation import CheckpointEvaluator, mark_done, saved_checkpoints, watch_checkpoints
 from funnel_tfm.training.loop import TrainingSettings, build_optimizer, initialize_from, train_loop
-from funnel_tfm.training.pretrain_job import PRETRAIN_CONFIG, PRETRAIN_OBJECTIVE
+from funnel_tfm.training.pretrain_dir import PRETRAIN_OBJECTIVE, is_pretraining_run, restore_pretraining_task
 from funnel_tfm.training.run_record import RUN_RECORD
 from funnel_tfm.training.strategy import is_chief
 from funnel_tfm.training.summaries import write_scalars
@@ -126,15 +125,8 @@ def load_init_checkpoint(path: str, use_decoder: bool = False) -> FunnelCheckpoi
     if os.path.isdir(export_dir):
         return _load_exported(export_dir, use_decoder)
     checkpoints = saved_checkpoints(path)
-    objective = os.path.join(path, PRETRAIN_OBJECTIVE)
-    if checkpoints and file_io.exists(objective):
-        with file_io.open_file(objective) as handle:
-            settings = json.load(handle)
-        fnet_config = os.path.join(path, FNET_CONFIG_FILE)  # an FNet pretraining run writes its config there
-        config = load_any_config(fnet_config if file_io.exists(fnet_config) else os.path.join(path, PRETRAIN_CONFIG))
-        task = build_pretraining_task(config, settings["loss_type"], settings["width_shrink"], settings["disc_coeff"])
-        tf.train.Checkpoint(**task.trackables()).read(checkpoints[-1][1]).expect_partial()
-        return task.checkpoint_view()
+    if checkpoints and is_pretraining_run(path):
+        return restore_pretraining_task(path)[0].checkpoint_view()
     if checkpoints and not file_io.exists(os.path.join(path, "funnel_config.json")):
         raise CheckpointError(f"{path}: training checkpoints, but neither an export nor {PRETRAIN_OBJECTIVE} (the "
                               f"settings of the pretraining run that wrote them)")

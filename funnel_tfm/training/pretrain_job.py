@@ -17,17 +17,14 @@ directory: transformers' format (`export_format="hf"`) or ours (`"keras"`: fnet_
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import keras
 import tensorflow as tf
 
 from funnel_tfm import file_io
-from funnel_tfm.checkpoints.loading import export
 from funnel_tfm.config import ConfigError, ModelConfig, load_config
 from funnel_tfm.config_fnet import FNET_CONFIG_FILE, FNetConfig
-from funnel_tfm.data.hf_tokenizer import write_hf_tokenizer
 from funnel_tfm.data.input_func_builder import (MaskingIds, damaged_record_file, first_record_ids, pretrain_input_fn,
                                                 record_files, records_have_next_sentence_label, unused_passes)
 from funnel_tfm.data.tokenization import Tokenizer
@@ -35,12 +32,12 @@ from funnel_tfm.modeling import FunnelTFM
 from funnel_tfm.tasks import build_pretraining_task
 from funnel_tfm.tasks.backbones import check_length, is_fnet, is_fnet_checkpoint, load_fnet_checkpoint
 from funnel_tfm.training.checkpointing import TrainingCheckpoints
+from funnel_tfm.training.pretrain_dir import PRETRAIN_CONFIG, export_pretrained, write_objective
 from funnel_tfm.training.loop import TrainingSettings, build_optimizer, configure_devices, initialize_from, train_loop
 from funnel_tfm.training.strategy import is_chief, make_strategy
 from funnel_tfm.training.trainer import Trainer
 
 
-PRETRAIN_CONFIG, PRETRAIN_OBJECTIVE = "net_config.json", "pretrain_objective.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,20 +121,9 @@ def _check_fnet_run(run: PretrainRun, config: FNetConfig, files: list[str]) -> N
 
 def _export(run: PretrainRun, task, optimizer, log) -> None:
     """The trained model to `model_dir/export` in `export_format` (original: with the Adam slots)."""
-    export_dir = os.path.join(run.model_dir, "export")
-    fnet = is_fnet(task.model.config)
-    if fnet:
-        task.model.save_pretrained(export_dir, overwrite=True, format=run.export_format)
-        untrained = "" if task.next_sentence else " (loss_type mlm: the pooler and NSP head are untrained)"
-        log(f"exported FNetForPreTraining ({run.export_format}) to {export_dir}{untrained}")
-    else:
-        view = task.checkpoint_view()
-        view.optimizer_state = optimizer.slot_state() if run.export_format == "original" else {}
-        report = export(view, export_dir, to=run.export_format, overwrite=True)
-        log(f"exported {report.written} weights ({run.export_format}) to {export_dir}")
-    if run.export_format == "hf":  # the vocabulary beside it, so AutoTokenizer.from_pretrained(export) works too
-        for note in write_hf_tokenizer(run.tokenizer_path, export_dir, run.uncased, run.seq_len, fnet=fnet):
-            log(f"  {note}")
+    slots = optimizer.slot_state() if run.export_format == "original" and not is_fnet(task.model.config) else None
+    export_pretrained(task, os.path.join(run.model_dir, "export"), run.export_format,
+                      tokenizer=(run.tokenizer_path, run.uncased, run.seq_len), optimizer_state=slots, log=log)
 
 
 def _check_generator(config: ModelConfig, width_shrink: float) -> None:
@@ -205,9 +191,11 @@ def run_pretraining(run: PretrainRun) -> int:
     chief = is_chief(strategy)
     if chief:  # what a finetuning run needs to read this directory's training checkpoints before the export
         config.to_json(os.path.join(run.model_dir, FNET_CONFIG_FILE if is_fnet(config) else PRETRAIN_CONFIG))
-        file_io.atomic_write_text(os.path.join(run.model_dir, PRETRAIN_OBJECTIVE), json.dumps(
-            {"loss_type": run.loss_type.lower(), "width_shrink": run.width_shrink, "disc_coeff": run.disc_coeff,
-             "seq_len": run.seq_len}))
+        write_objective(run.model_dir, {"loss_type": run.loss_type.lower(), "width_shrink": run.width_shrink,
+                                        "disc_coeff": run.disc_coeff, "seq_len": run.seq_len,
+                                        "tokenizer_path": os.path.abspath(run.tokenizer_path)
+                                        if not file_io.is_remote(run.tokenizer_path) else run.tokenizer_path,
+                                        "uncased": run.uncased})
     # input_offset: steps not read from these records (those of a continued original run)
     saver = TrainingCheckpoints(trainer, run.model_dir, max_to_keep=run.max_save or None,  # 0: keep all
                                 extra={"input_offset": input_offset})

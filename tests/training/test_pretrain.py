@@ -291,3 +291,31 @@ def test_finetuning_reads_a_pretraining_dir_without_its_export(tmp_path, records
     assert len(shared) > 40 and any(name.startswith("generator/") for name in shared)
     for name in shared:
         np.testing.assert_array_equal(state[name], exported[name], err_msg=name)
+
+
+def test_convert_and_export_take_a_pretraining_model_dir(tmp_path, one_device_run):
+    """`convert --input=<pretraining model_dir>` and `export --model_dir=<pretraining model_dir> --format=hf` read
+    its latest training checkpoint (backbone, discriminator and generator: the weights its own export holds);
+    a serving format is one clear error and writes nothing."""
+    from safetensors.numpy import load_file
+    from funnel_tfm.modeling import FunnelTFM
+    from test_classifier import run_entry_point
+    reference = FunnelTFM.load_checkpoint(os.path.join(one_device_run, "export")).state()  # the run's own export
+    converted = run_entry_point("convert", f"--input={one_device_run}", f"--output={tmp_path / 'keras'}", "--to=keras")
+    assert "(pretraining run, step 8)" in converted.stdout, converted.stdout
+    ours = load_file(str(tmp_path / "keras" / "model.safetensors"))
+    exported = run_entry_point("export", f"--model_dir={one_device_run}", "--format=hf",
+                               f"--export_dir={tmp_path / 'hf'}")
+    assert "step 8" in exported.stdout, exported.stdout
+    assert {"config.json", "vocab.txt", "tokenizer_config.json"} <= set(os.listdir(tmp_path / "hf"))
+    from_hf = FunnelTFM.load_checkpoint(str(tmp_path / "hf")).state()
+    for state, with_generator in ((ours, True), (from_hf, False)):  # transformers' class is the discriminator
+        shared = sorted(set(state) & set(reference))
+        assert len(shared) > 40 and any(name.startswith("generator/") for name in shared) == with_generator
+        for name in shared:
+            np.testing.assert_array_equal(state[name], reference[name], err_msg=name)
+    refused = run_entry_point("export", f"--model_dir={one_device_run}", "--format=saved_model",
+                              f"--export_dir={tmp_path / 'served'}", check=False)
+    assert refused.returncode == 1 and not (tmp_path / "served").exists()
+    assert refused.stderr.strip().splitlines()[-1].startswith(
+        f"export: error: --format=saved_model: {one_device_run} is a pretraining run"), refused.stderr[-2000:]
