@@ -142,10 +142,10 @@ def _report(runs: dict[str, dict[str, str]], glue_dir: str, pretrained: str) -> 
     means = {start: statistics.mean(row["accuracy"] for row in rows.values()) for start, rows in best.items()}
     print(f"\nbest dev accuracy ({len(labels):,} held-out sentences; one sentence is {1 / len(labels):.4f}), "
           f"mean of {len(FLAGS.seeds)} finetuning seeds [lowest .. highest]:")
-    for start, rows in best.items():
-        values = [row["accuracy"] for row in rows.values()]
-        print("  " + bars([(start, means[start])], scale=1.0)[0] + f"  [{min(values):.3f} .. {max(values):.3f}]")
-    print("  " + bars([("majority class", majority)], scale=1.0)[0])
+    spreads = [f"  [{min(v):.3f} .. {max(v):.3f}]" for v in ([row["accuracy"] for row in rows.values()]
+                                                               for rows in best.values())] + [""]
+    lines = bars([*means.items(), ("majority class", majority)], scale=1.0)
+    print("\n".join(f"  {line}{spread}" for line, spread in zip(lines, spreads)))
     gain = means["pretrained"] - means["random init"]
     per_seed = [best["pretrained"][seed]["accuracy"] - best["random init"][seed]["accuracy"] for seed in FLAGS.seeds]
     print(f"\npretraining gain: {gain:+.3f} dev accuracy (per seed: {', '.join(f'{d:+.3f}' for d in per_seed)}).")
