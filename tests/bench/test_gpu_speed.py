@@ -25,18 +25,28 @@ for name in ("tensorflow", "tensorflow_text"):
 
 @pytest.fixture(scope="module")
 def gpu_speed():
-    """The script as a module. Its absl flags go into the process-wide registry; they are removed again
-    afterwards, since entry points imported by later tests define some of the same names (`--models`)."""
+    """The script as a module. Its absl flags go into the process-wide registry, where entry points imported
+    earlier or later in the same test process (`describe`: `--models`, `--repeats`) define some of the same
+    names: those are set aside while the script's are defined and put back afterwards."""
     from absl import flags
 
+    with open(SCRIPT, encoding="utf-8") as handle:
+        names = re.findall(r'flags\.DEFINE_\w+\(\s*"(\w+)"', handle.read())
+    set_aside = {name: flags.FLAGS[name] for name in names if name in flags.FLAGS}
+    for name in set_aside:
+        delattr(flags.FLAGS, name)
     spec = importlib.util.spec_from_file_location("gpu_speed", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules["gpu_speed"] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    yield module
-    for flag in flags.FLAGS.get_flags_for_module("gpu_speed"):
-        delattr(flags.FLAGS, flag.name)
-    del sys.modules["gpu_speed"]
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        for flag in flags.FLAGS.get_flags_for_module("gpu_speed"):
+            delattr(flags.FLAGS, flag.name)
+        for name, flag in set_aside.items():
+            flags.FLAGS[name] = flag
+        del sys.modules["gpu_speed"]
 
 
 def linear_memory(gpu_speed, fixed: int, per_example: int, cap: int, runs_up_to: int | None = None):
