@@ -23,6 +23,8 @@ import sys
 
 from absl import app, flags
 
+from funnel_tfm import file_io
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("work_dir", None, "Records and the runs go here (default: <data cache>/demo).")
 flags.DEFINE_integer("train_steps", 600, "Pretraining steps.")
@@ -64,7 +66,6 @@ def write_unlabelled_corpus(train_tsv: str, path: str) -> int:
     """The sentences of a GLUE SST-2 train.tsv, one document each (an empty line after it); returns the count."""
     with open(train_tsv, encoding="utf-8") as handle:
         sentences = [line.rstrip("\n").rsplit("\t", 1)[0] for line in handle][1:]
-    from funnel_tfm import file_io
     file_io.atomic_write_text(path, "".join(f"{sentence}\n\n" for sentence in sentences))
     return len(sentences)
 
