@@ -158,8 +158,13 @@ def _export_pretraining_run(model_dir: str, fmt: str, export_dir: str, checkpoin
     if backbone_only:
         raise ExportError(f"--backbone_only: {model_dir} is a pretraining run; its export holds the backbone and "
                           f"the pretraining heads, which the formats keep or skip by name")
-    step, prefix = choose_checkpoint(model_dir, "latest" if checkpoint in ("best", "latest") else checkpoint)
-    task, _ = restore_pretraining_task(model_dir, prefix)
+    if checkpoint in ("best", "latest"):
+        step, prefix = None, None  # the latest ckpt-<step>; restore_pretraining_task names a run that has none
+    else:
+        step, prefix = choose_checkpoint(model_dir, checkpoint)
+    task, latest_step = restore_pretraining_task(model_dir, prefix)
+    step = latest_step if prefix is None else step
+    prefix = prefix or f"{model_dir}/ckpt-{step}"
     if fmt == "hf":
         _check_hf_expressible(task.model.config, model_dir)
     with file_io.atomic_directory(export_dir, overwrite=overwrite) as staging:
