@@ -20,6 +20,7 @@ import os
 import statistics
 import subprocess
 import sys
+from typing import Iterable
 
 from absl import app, flags
 
@@ -62,18 +63,26 @@ def read_jsonl(path: str) -> list[dict]:
         return [json.loads(line) for line in handle]
 
 
-def write_unlabelled_corpus(train_tsv: str, path: str) -> int:
-    """The sentences of a GLUE SST-2 train.tsv, one document each (an empty line after it); returns the count."""
+def train_sentences(train_tsv: str) -> list[str]:
+    """The sentences of a GLUE SST-2 train.tsv (its first column), without the header."""
     with open(train_tsv, encoding="utf-8") as handle:
-        sentences = [line.rstrip("\n").rsplit("\t", 1)[0] for line in handle][1:]
-    file_io.atomic_write_text(path, "".join(f"{sentence}\n\n" for sentence in sentences))
-    return len(sentences)
+        return [line.rstrip("\n").rsplit("\t", 1)[0] for line in handle][1:]
+
+
+def write_corpus(texts: Iterable[str], path: str) -> int:
+    """Texts as a pretraining corpus, one document each (its non-empty lines, then an empty line); returns the
+    count, e.g. write_corpus(["A fine film.", "Dull.\n\nToo long."], "c.txt") writes
+    "A fine film.\n\nDull.\nToo long.\n\n" and returns 2."""
+    documents = ["".join(f"{line.strip()}\n" for line in text.splitlines() if line.strip()) for text in texts]
+    documents = [document for document in documents if document]
+    file_io.atomic_write_text(path, "".join(f"{document}\n" for document in documents))
+    return len(documents)
 
 
 def _prepare(python: str, work_dir: str, glue_dir: str) -> tuple[str, str]:
     """(vocabulary, records) learned from and written from the train split's text."""
     corpus = os.path.join(work_dir, "corpus", "movie_reviews.train.txt")
-    count = write_unlabelled_corpus(os.path.join(glue_dir, "train.tsv"), corpus)
+    count = write_corpus(train_sentences(os.path.join(glue_dir, "train.tsv")), corpus)
     print(f"pretraining corpus: the {count:,} train sentences without labels ({corpus})", flush=True)
     vocab = os.path.join(work_dir, "vocab.txt")
     if not os.path.exists(vocab):

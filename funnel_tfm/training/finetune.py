@@ -117,10 +117,18 @@ def cached_records(path: str, settings: dict[str, Any], overwrite: bool, write: 
 
 
 def load_init_checkpoint(path: str, use_decoder: bool = False) -> FunnelCheckpoint:
-    """What --init_checkpoint names: any checkpoint `convert` reads, or a pretraining --model_dir (its export,
-    else its latest training checkpoint, read through the pretraining task it was written by), Funnel or FNet
+    """What --init_checkpoint names: any checkpoint `convert` reads, a pretraining --model_dir (its export, else
+    its latest training checkpoint, read through the pretraining task it was written by) or one of that run's
+    `ckpt-<step>` prefixes (e.g. `load_init_checkpoint("runs/mlm/ckpt-300")`), Funnel or FNet
     (a transformers FNet directory, ours, an FNet pretraining run). `use_decoder`: build the decoder too (SQuAD
     and tagging read the full-length output); its weights come when present. FNet has no decoder."""
+    if file_io.exists(path + ".index"):  # one `ckpt-<step>` of a run, e.g. a pretraining run's earlier step
+        run_dir = os.path.dirname(path)
+        if not is_pretraining_run(run_dir):
+            raise CheckpointError(f"{path}: a training checkpoint of {run_dir or '.'}, which is not a pretraining run "
+                                  f"(no {PRETRAIN_OBJECTIVE}); give the run directory of a finetuned model to "
+                                  f"--model_dir, or an exported checkpoint to --init_checkpoint")
+        return restore_pretraining_task(run_dir, path)[0].checkpoint_view()
     export_dir = os.path.join(path, "export")
     if os.path.isdir(export_dir):
         return _load_exported(export_dir, use_decoder)

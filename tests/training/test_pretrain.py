@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import time
@@ -319,3 +320,24 @@ def test_convert_and_export_take_a_pretraining_model_dir(tmp_path, one_device_ru
     assert refused.returncode == 1 and not (tmp_path / "served").exists()
     assert refused.stderr.strip().splitlines()[-1].startswith(
         f"export: error: --format=saved_model: {one_device_run} is a pretraining run"), refused.stderr[-2000:]
+
+
+def test_init_checkpoint_takes_one_ckpt_prefix_of_a_pretraining_run(tmp_path, one_device_run):
+    """`--init_checkpoint=<run>/ckpt-<step>` reads that step's weights through the run's pretraining task (what
+    bench/pretraining_gain.py finetunes at each compute point); a prefix of another kind of run is one error."""
+    from funnel_tfm.errors import CheckpointError
+    from funnel_tfm.modeling import FunnelTFM
+    from funnel_tfm.training.finetune import load_init_checkpoint
+    prefix = os.path.join(one_device_run, "ckpt-8")
+    loaded = load_init_checkpoint(prefix).state()
+    reference = FunnelTFM.load_checkpoint(os.path.join(one_device_run, "export")).state()
+    backbone = [name for name in reference if name.startswith("model/")]
+    assert len(backbone) > 40
+    for name in backbone:
+        np.testing.assert_array_equal(loaded[name], reference[name], err_msg=name)
+    other = tmp_path / "finetuned"
+    other.mkdir()
+    for suffix in (".index", ".data-00000-of-00001"):
+        shutil.copy(prefix + suffix, str(other / "ckpt-8") + suffix)
+    with pytest.raises(CheckpointError, match="not a pretraining run"):
+        load_init_checkpoint(str(other / "ckpt-8"))
