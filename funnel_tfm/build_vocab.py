@@ -18,16 +18,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from funnel_tfm import flag_checks  # noqa: E402
 from funnel_tfm.data.vocab_builder import build_sentencepiece, build_wordpiece  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input_glob", None, "Raw text files (glob; comma-separated globs allowed).")
 flags.DEFINE_string("output", None, "WordPiece: the vocab file. SentencePiece: the prefix of .model/.vocab.")
 flags.DEFINE_enum("type", "wordpiece", ["wordpiece", "sentencepiece"], "What to build.")
-flags.DEFINE_integer("vocab_size", 30000, "Target vocabulary size (WordPiece may end a little off it).")
+flags.DEFINE_integer("vocab_size", 30000, "Target vocabulary size (WordPiece may end a little off it).",
+                     lower_bound=1)
 flags.DEFINE_boolean("uncased", True, "Lower-case (and for WordPiece strip accents) before learning.")
 flags.DEFINE_float("character_coverage", 1.0, "SentencePiece: share of the text's characters that get a piece "
                                               "(1.0: all; 0.9995 for Chinese / Japanese).")
+flag_checks.within("character_coverage", 0.0, 1.0, low_open=True)
 
 
 def main(argv: list[str]) -> None:
@@ -60,4 +63,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["input_glob", "output"])
-    app.run(main)
+    flag_checks.run(main)

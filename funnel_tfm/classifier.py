@@ -16,9 +16,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: keep the progress readable
 
-from absl import app, flags
+from absl import flags
 
-from funnel_tfm import finetune_cli, legacy_flags, training_flags  # finetune_cli brings config_flags (--d_model ...)
+from funnel_tfm import finetune_cli, flag_checks, legacy_flags, training_flags  # finetune_cli brings config_flags (--d_model ...)
 
 FLAGS = flags.FLAGS
 # Data and task.
@@ -26,7 +26,7 @@ flags.DEFINE_string("task_name", None, "cola, sst-2, mrpc, sts-b, qqp, mnli_matc
                                        "wnli, diagnostic, snli, imdb, yelp2, yelp5, amazon2, amazon5, ag, dbpedia, "
                                        "or custom (your TSV / CSV / JSONL).")
 flags.DEFINE_integer("num_passes", 1, "The original repeated the training records this many times; the input "
-                                      "pipeline here repeats them anyway (accepted, no effect).")
+                                      "pipeline here repeats them anyway (accepted, no effect).", lower_bound=1)
 flags.DEFINE_string("text_column", "text", "--task_name=custom: column (header name or 0-based index) of the text.")
 flags.DEFINE_string("text_b_column", None, "--task_name=custom: column of the second text of a pair.")
 flags.DEFINE_string("label_column", "label", "--task_name=custom: column of the label.")
@@ -40,7 +40,7 @@ flags.DEFINE_string("cls_scope", None, "Scope of the classification head (defaul
 flags.DEFINE_boolean("do_predict", False, "Write per-example predictions and probabilities of --predict_split.")
 flags.DEFINE_boolean("do_submit", False, "Write the GLUE server's files for the test split, and a zip.")
 flags.DEFINE_string("predict_split", None, "Split for --do_predict (default: --eval_split).")
-flags.DEFINE_integer("predict_batch_size", 8, "Prediction batch size.")
+flags.DEFINE_integer("predict_batch_size", 8, "Prediction batch size.", lower_bound=1)
 flags.DEFINE_string("submit_dir", None, "Directory of the submission files (default: model_dir/submit).")
 training_flags.define_finetune_flags(max_seq_length=128, eval_batch_size=8)
 training_flags.define_optimizer_flags()
@@ -69,4 +69,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_checks.run(main)

@@ -16,14 +16,15 @@ import dataclasses
 
 from absl import flags
 
+from funnel_tfm import flag_checks
 from funnel_tfm.config import ConfigError, ModelConfig
 from funnel_tfm.config_fnet import FNetConfig, load_any_config
 
 _FIELD_FLAGS = {}
 for _field in dataclasses.fields(ModelConfig):
     _help = f"Override config key {_field.name}."
-    if _field.type in ("int", int):
-        _FIELD_FLAGS[_field.name] = flags.DEFINE_integer(_field.name, None, _help)
+    if _field.type in ("int", int):  # sizes, counts and the pooling factor: at least 1
+        _FIELD_FLAGS[_field.name] = flags.DEFINE_integer(_field.name, None, _help, lower_bound=1)
     elif _field.type in ("float", float):
         _FIELD_FLAGS[_field.name] = flags.DEFINE_float(_field.name, None, _help)
     elif _field.type in ("bool", bool):
@@ -34,13 +35,18 @@ for _field in dataclasses.fields(ModelConfig):
 # FNet-only keys (fnet semantics N1, N9), so that `--model_config=FNet-Base --n_layer=4` works as the README shows;
 # a Funnel config refuses them (unknown key). Not max_seq_length: the finetuning jobs' --max_seq_length is the
 # padded length (an FNet json sets the rows of the position table).
-for _name, _define, _help in (
-        ("n_layer", flags.DEFINE_integer, "FNet: number of encoder layers."),
-        ("type_vocab_size", flags.DEFINE_integer, "FNet: rows of the type-id table."),
-        ("num_attention_layers", flags.DEFINE_integer, "FNet: layers that attend instead of mixing (N9)."),
-        ("attention_layout", flags.DEFINE_string, "FNet: where they are: bottom, middle, mixed or top."),
-        ("attention_dropout", flags.DEFINE_float, "FNet: dropout on the attention probabilities.")):
-    _FIELD_FLAGS[_name] = _define(_name, None, f"Override config key {_name}. {_help}")
+for _name, _define, _help, _bounds in (
+        ("n_layer", flags.DEFINE_integer, "FNet: number of encoder layers.", {"lower_bound": 1}),
+        ("type_vocab_size", flags.DEFINE_integer, "FNet: rows of the type-id table.", {"lower_bound": 1}),
+        ("num_attention_layers", flags.DEFINE_integer, "FNet: layers that attend instead of mixing (N9).",
+         {"lower_bound": 0}),
+        ("attention_layout", flags.DEFINE_string, "FNet: where they are: bottom, middle, mixed or top.", {}),
+        ("attention_dropout", flags.DEFINE_float, "FNet: dropout on the attention probabilities.", {})):
+    _FIELD_FLAGS[_name] = _define(_name, None, f"Override config key {_name}. {_help}", **_bounds)
+for _name in ("dropout", "dropatt", "dropact", "attention_dropout"):  # probabilities of dropping
+    flag_checks.within(_name, 0.0, 1.0, high_open=True)
+for _name in ("init_std", "init_range", "layer_norm_eps"):
+    flag_checks.above(_name, 0.0)
 
 
 def overrides() -> dict:

@@ -27,6 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 from absl import app, flags
 
+from funnel_tfm import flag_checks
+
 from funnel_tfm.config import ConfigError
 
 _DECODER_CHOICES = {"auto": None, "true": True, "false": False}
@@ -120,4 +122,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_checks.run(main)

@@ -22,24 +22,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 from absl import app, flags
 
-from funnel_tfm import legacy_flags
+from funnel_tfm import flag_checks, legacy_flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input_glob", None, "Raw text files (glob; comma-separated globs allowed).")
 flags.DEFINE_string("save_dir", None, "Output directory (local or gs://).")
 flags.DEFINE_string("tokenizer_path", None, "WordPiece vocab.txt or SentencePiece .model.")
 flags.DEFINE_boolean("uncased", True, "Lower-case and strip accents (WordPiece) / lower-case (SentencePiece).")
-flags.DEFINE_integer("seq_len", 512, "Length of each example, [CLS] A [SEP] B [SEP].")
-flags.DEFINE_integer("num_proc", 1, "Number of tasks the files are split into.")
-flags.DEFINE_integer("proc_id", 0, "Task this process runs (ignored with --parallel).")
+flags.DEFINE_integer("seq_len", 512, "Length of each example, [CLS] A [SEP] B [SEP].", lower_bound=4)
+flags.DEFINE_integer("num_proc", 1, "Number of tasks the files are split into.", lower_bound=1)
+flags.DEFINE_integer("proc_id", 0, "Task this process runs (ignored with --parallel).", lower_bound=0)
 flags.DEFINE_boolean("parallel", False, "Run all --num_proc tasks here, one process per core "
                                          "(--num_proc=1 becomes the number of cores).")
-flags.DEFINE_integer("pass_id", 0, "Packing pass: another pass gives another document order and A/B split.")
+flags.DEFINE_integer("pass_id", 0, "Packing pass: another pass gives another document order and A/B split.",
+                     lower_bound=0)
 flags.DEFINE_string("split", "train", "Split name in the file names.")
-flags.DEFINE_integer("seed", 0, "Seed of every random choice (with task and pass id).")
+flags.DEFINE_integer("seed", 0, "Seed of every random choice (with task and pass id).", lower_bound=0)
 flags.DEFINE_enum("input_format", "sentence_per_line", ["sentence_per_line", "doc_per_line"],
                   "One sentence per line with empty lines between documents, or one document per line.")
-flags.DEFINE_integer("min_doc_len", 1, "Documents with fewer tokens are skipped (and counted).")
+flags.DEFINE_integer("min_doc_len", 1, "Documents with fewer tokens are skipped (and counted).", lower_bound=0)
 flags.DEFINE_boolean("skip_invalid_lines", False, "Skip (and count) lines that are not UTF-8 instead of failing.")
 # The original's --num_task, --task, --tokenizer_type, --use_tpu, ... (mapped by legacy_flags.resolve); last, so
 # that the flags above are reused.
@@ -135,4 +136,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["input_glob", "save_dir", "tokenizer_path"])
-    app.run(main)
+    flag_checks.run(main)

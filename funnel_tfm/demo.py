@@ -22,18 +22,18 @@ import subprocess
 import sys
 from typing import Iterable
 
-from absl import app, flags
+from absl import flags
 
-from funnel_tfm import file_io
+from funnel_tfm import file_io, flag_checks
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("work_dir", None, "Records and the runs go here (default: <data cache>/demo).")
-flags.DEFINE_integer("train_steps", 600, "Pretraining steps.")
+flags.DEFINE_integer("train_steps", 600, "Pretraining steps.", lower_bound=1)
 flags.DEFINE_enum("loss_type", "mlm", ["mlm", "electra"], "Pretraining objective. MLM by default: at this compute "
                   "ELECTRA's discriminator stays at 'every token is original' (measured: 1,000 steps, finetuned "
                   "dev accuracy 0.66 against 0.73 from random initialisation).")
-flags.DEFINE_integer("train_batch_size", 32, "Pretraining global batch size.")
-flags.DEFINE_integer("finetune_steps", 800, "Finetuning steps (each run).")
+flags.DEFINE_integer("train_batch_size", 32, "Pretraining global batch size.", lower_bound=1)
+flags.DEFINE_integer("finetune_steps", 800, "Finetuning steps (each run).", lower_bound=8)
 flags.DEFINE_list("seeds", ["1", "2"], "Finetuning seeds: each start is finetuned once per seed.")
 
 SEQ_LEN = 64  # pretraining examples: two or three review sentences
@@ -195,4 +195,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_checks.run(main)

@@ -23,9 +23,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: keep the report readable
 
-from absl import app, flags
+from absl import flags
 
-from funnel_tfm import config_flags
+from funnel_tfm import config_flags, flag_checks
 from funnel_tfm.config import NAMED_CONFIGS, ConfigError, ModelConfig, load_config, read_json_object
 from funnel_tfm.config_fnet import NAMED_FNET_CONFIGS, FNetConfig
 from funnel_tfm.analysis.flops import count_parameters, flops_per_token, fnet_flops_per_token, fnet_parameters
@@ -38,8 +38,8 @@ flags.DEFINE_string("config", None, "A config json (ours, net_config.json, net_c
 flags.DEFINE_list("seq_lens", ["128", "512"], "Sequence lengths for FLOPs and timing.")
 flags.DEFINE_string("baseline", "L12H768", "Named config that the relative FLOPs and times refer to.")
 flags.DEFINE_boolean("measure", True, "Measure the forward time on this machine.")
-flags.DEFINE_integer("batch_size", 1, "Batch size of the timed forward pass.")
-flags.DEFINE_integer("repeats", 3, "Timed repetitions (median is reported).")
+flags.DEFINE_integer("batch_size", 1, "Batch size of the timed forward pass.", lower_bound=1)
+flags.DEFINE_integer("repeats", 3, "Timed repetitions (median is reported).", lower_bound=1)
 flags.DEFINE_boolean("jit_compile", False, "Compile the timed forward pass with XLA.")
 flags.DEFINE_string("json_output", None, "Also write the rows as json to this file.")
 
@@ -176,4 +176,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_checks.run(main)

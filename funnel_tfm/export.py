@@ -17,7 +17,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: keep the output readable
 
-from absl import app, flags
+from absl import flags
+
+from funnel_tfm import flag_checks
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "The finetuning run's --model_dir.")
@@ -54,4 +56,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_checks.run(main)

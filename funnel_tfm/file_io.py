@@ -10,6 +10,7 @@ Local paths use Python's own file functions; paths with a scheme (`gs://`, `ram:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import uuid
@@ -36,6 +37,16 @@ def open_file(path: str, mode: str = "r") -> IO:
 
 def exists(path: str) -> bool:
     return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
+
+
+def sha256_file(path: str) -> str:
+    """The hex sha256 of a file's bytes, e.g. a vocabulary's: what cached records are keyed by (an edited
+    vocabulary at the same path must not reuse them)."""
+    digest = hashlib.sha256()
+    with open_file(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def makedirs(path: str) -> None:

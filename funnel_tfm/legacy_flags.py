@@ -138,7 +138,8 @@ def _define_run_modes(fv: flags.FlagValues) -> None:
     for name, default in (("eval_ckpt_path", None), ("eval_split", "dev")):
         _define_if_absent(flags.DEFINE_string, name, default, "Original flag, accepted; evaluation only.", fv)
     for name, default in (("eval_batch_size", 60), ("max_eval_batch", -1), ("start_eval_steps", 200000)):
-        _define_if_absent(flags.DEFINE_integer, name, default, "Original flag, accepted; evaluation only.", fv)
+        _define_if_absent(flags.DEFINE_integer, name, default, "Original flag, accepted; evaluation only.", fv,
+                          lower_bound=-1)
 
 
 # ------------------------------------------------------------------------------------------------ resolving

@@ -11,6 +11,10 @@ task is read from its funnel_export.json). Inputs name the signature's fields: `
 ...}`; an optional `id`), `.tsv` (a header naming the columns; a classifier's `text<TAB>text_pair` needs none) or
 `.txt` (a text per line: classifiers of single texts, the tagger). Progress lines go to stderr; the output file
 appears only once complete; the summary line gives examples/s.
+
+Trust: a SavedModel is a program, not data. Loading one runs the TensorFlow graph it holds, which can read and
+write files; load only exports you made or trust. `--model` must be one of this project's exports (its
+funnel_export.json names the task); anything else is refused before it is loaded.
 """
 
 from __future__ import annotations
@@ -20,17 +24,20 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: keep the progress readable
 
-from absl import app, flags
+from absl import flags
+
+from funnel_tfm import flag_checks
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "An export directory written by `funnel_tfm.export --format=saved_model`.")
+flags.DEFINE_string("model", None, "An export directory written by `funnel_tfm.export --format=saved_model`. A "
+                                    "SavedModel is a program: load only what you trust.")
 flags.DEFINE_string("input", None, "Inputs: .jsonl or .tsv naming the model's fields, or .txt (UTF-8).")
 flags.DEFINE_string("output", None, "Predictions, JSON lines (written under a temporary name, then renamed).")
-flags.DEFINE_integer("batch_size", 64, "Examples (input lines) per model call.")
+flags.DEFINE_integer("batch_size", 64, "Examples (input lines) per model call.", lower_bound=1)
 flags.DEFINE_enum("bad_lines", "skip", ["skip", "fail"], "skip: write {line, error} and count it; fail: stop at "
                                                          "the first empty / non-UTF-8 / too long / malformed line "
                                                          "(missing field, wrong column or option count).")
-flags.DEFINE_integer("max_chars", 100_000, "Lines longer than this many characters are bad lines.")
+flags.DEFINE_integer("max_chars", 100_000, "Lines longer than this many characters are bad lines.", lower_bound=1)
 
 
 def main(argv: list[str]) -> None:
@@ -53,4 +60,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_checks.run(main)

@@ -33,21 +33,21 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: keep the progress readable
 
-from absl import app, flags
+from absl import flags
 
 from funnel_tfm import config_flags  # noqa: F401  (defines --d_model etc.)
-from funnel_tfm import legacy_flags, training_flags
+from funnel_tfm import flag_checks, legacy_flags, training_flags
 
 FLAGS = flags.FLAGS
 # Data.
 flags.DEFINE_list("record_dir", None, "Directories of create_pretrain_data records (comma-separated).")
 flags.DEFINE_string("tokenizer_path", None, "The vocab.txt / .model the records were written with (special ids).")
 flags.DEFINE_boolean("uncased", True, "Records of the uncased tokenizer (part of the record file names).")
-flags.DEFINE_integer("seq_len", 0, "Sequence length of the records.")
-flags.DEFINE_integer("num_predict", None, "Number of masked target slots per example.")
+flags.DEFINE_integer("seq_len", 0, "Sequence length of the records.", lower_bound=0)
+flags.DEFINE_integer("num_predict", None, "Number of masked target slots per example.", lower_bound=1)
 flags.DEFINE_enum("sample_strategy", "single_token", ["single_token", "word_span"], "Target sampling (semantics D6).")
-flags.DEFINE_integer("num_passes", 1, "Use record passes < num_passes.")
-flags.DEFINE_integer("shuffle_buffer", 20480, "Record shuffle buffer per input pipeline.")
+flags.DEFINE_integer("num_passes", 1, "Use record passes < num_passes.", lower_bound=1)
+flags.DEFINE_integer("shuffle_buffer", 20480, "Record shuffle buffer per input pipeline.", lower_bound=1)
 flags.DEFINE_enum("input_sharding", "files", ["files", "global_batch"],
                   "files: each host reads its own files; global_batch: each host reads all and keeps its slice "
                   "(same batches as one device, for checks).")
@@ -58,6 +58,8 @@ flags.DEFINE_string("loss_type", "mlm", "mlm or electra (Funnel configs, hybrids
                                         "(FNet configs: masked LM + next-sentence prediction); any case.")
 flags.DEFINE_float("width_shrink", 0.25, "ELECTRA generator width relative to the discriminator.")
 flags.DEFINE_float("disc_coeff", 50.0, "ELECTRA discriminator loss weight.")
+flag_checks.within("width_shrink", 0.0, 1.0, low_open=True)
+flag_checks.at_least("disc_coeff", 0.0)
 flags.DEFINE_string("init_checkpoint", None, "Start from this checkpoint (original, Hugging Face or ours).")
 flags.DEFINE_boolean("init_global_vars", True, "With --init_checkpoint: also restore Adam slots and global_step "
                                                "when the checkpoint has them.")
@@ -126,4 +128,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_checks.run(main)

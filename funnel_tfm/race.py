@@ -17,12 +17,12 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: keep the progress readable
 
-from absl import app, flags
+from absl import flags
 
-from funnel_tfm import finetune_cli, legacy_flags, training_flags  # finetune_cli brings config_flags (--d_model ...)
+from funnel_tfm import finetune_cli, flag_checks, legacy_flags, training_flags  # finetune_cli brings config_flags (--d_model ...)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("max_qa_length", 128, "Question + option tokens kept (the last ones).")
+flags.DEFINE_integer("max_qa_length", 128, "Question + option tokens kept (the last ones).", lower_bound=1)
 flags.DEFINE_boolean("do_predict", False, "Write per-question predictions of --eval_split (best checkpoint).")
 training_flags.define_finetune_flags(max_seq_length=512, eval_batch_size=128)
 training_flags.define_optimizer_flags()
@@ -43,4 +43,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_checks.run(main)

@@ -20,9 +20,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: keep the progress readable
 
-from absl import app, flags
+from absl import flags
 
-from funnel_tfm import finetune_cli, legacy_flags, training_flags  # finetune_cli brings config_flags (--d_model ...)
+from funnel_tfm import finetune_cli, flag_checks, legacy_flags, training_flags  # finetune_cli brings config_flags (--d_model ...)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("train_file", "", "SQuAD-format training json.")
@@ -33,9 +33,11 @@ flags.DEFINE_enum("prepro_split", None, ["train", "eval"], "Only preprocess this
 flags.DEFINE_integer("num_proc", 1, "Preprocessing processes; each writes the training records of every "
                                     "num_proc-th question.", lower_bound=1)
 flags.DEFINE_integer("proc_id", 0, "This preprocessing process (0 .. num_proc-1).", lower_bound=0)
-flags.DEFINE_integer("max_query_length", 64, "Question tokens kept (the first ones).")
-flags.DEFINE_integer("doc_stride", 128, "Tokens between the starts of consecutive windows of a paragraph.")
-flags.DEFINE_integer("max_answer_length", 64, "Longest answer, in tokens, post-processing proposes.")
+flag_checks.related(("proc_id", "num_proc"), lambda v: v["proc_id"] < v["num_proc"], "must be < --num_proc")
+flags.DEFINE_integer("max_query_length", 64, "Question tokens kept (the first ones).", lower_bound=1)
+flags.DEFINE_integer("doc_stride", 128, "Tokens between the starts of consecutive windows of a paragraph.",
+                     lower_bound=1)
+flags.DEFINE_integer("max_answer_length", 64, "Longest answer, in tokens, post-processing proposes.", lower_bound=1)
 flags.DEFINE_boolean("keep_accents", False, "Original flag, accepted: the tokenizer's own normalisation decides "
                                             "(uncased WordPiece strips accents, as the released vocabularies).")
 flags.DEFINE_enum("train_version", "v2", ["v1", "v2"], "SQuAD version of --train_file.")
@@ -43,16 +45,18 @@ flags.DEFINE_enum("eval_version", "v2", ["v1", "v2"], "SQuAD version of --predic
 flags.DEFINE_boolean("version_2_with_negative", None, "transformers' / PaddleNLP's spelling: true = --train_version=v2 "
                                                   "--eval_version=v2; false = v1 for both.")
 flags.DEFINE_boolean("do_predict", False, "Evaluate every checkpoint on --predict_file (the original's flag).")
-flags.DEFINE_integer("predict_batch_size", 128, "Evaluation batch size.")
+flags.DEFINE_integer("predict_batch_size", 128, "Evaluation batch size.", lower_bound=1)
 flags.DEFINE_string("target_eval_key", "best_f1", "Result key the best checkpoint is chosen by (v1: f1).")
-flags.DEFINE_integer("n_best_size", 5, "Answers kept per question in nbest_predictions.json.")
-flags.DEFINE_integer("start_n_top", 5, "Start positions kept by the beam.")
-flags.DEFINE_integer("end_n_top", 5, "End positions kept per start.")
+flags.DEFINE_integer("n_best_size", 5, "Answers kept per question in nbest_predictions.json.", lower_bound=1)
+flags.DEFINE_integer("start_n_top", 5, "Start positions kept by the beam.", lower_bound=1)
+flags.DEFINE_integer("end_n_top", 5, "End positions kept per start.", lower_bound=1)
 flags.DEFINE_boolean("use_answer_class", True, "Answerability classifier on [CLS] and the expected start.")
 flags.DEFINE_boolean("use_masked_loss", True, "Mask the question, separators and padding out of start / end.")
 flags.DEFINE_boolean("conditional_end", True, "Condition the end on the start (top-k beams at inference).")
 flags.DEFINE_float("cls_loss_weight", 0.5, "Weight of the answerability loss.")
 flags.DEFINE_float("ans_loss_weight", 0.5, "Weight of the start + end loss.")
+flag_checks.at_least("cls_loss_weight", 0.0)
+flag_checks.at_least("ans_loss_weight", 0.0)
 flags.DEFINE_boolean("debug_mode", False, "Keep only the first 100 questions.")
 flags.DEFINE_boolean("do_ensemble", False, "Original flag: ensembling is not available here (an error if true).")
 training_flags.define_finetune_flags(max_seq_length=512, eval_batch_size=128)
@@ -79,4 +83,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_checks.run(main)

@@ -19,9 +19,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: keep the progress readable
 
-from absl import app, flags
+from absl import flags
 
-from funnel_tfm import finetune_cli, legacy_flags, training_flags  # finetune_cli brings config_flags (--d_model ...)
+from funnel_tfm import finetune_cli, flag_checks, legacy_flags, training_flags  # finetune_cli brings config_flags (--d_model ...)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("tag_column", -1, "Column of the tag (0-based; negative counts from the end; the word is "
@@ -30,7 +30,7 @@ flags.DEFINE_boolean("do_predict", False, "Write the predicted tags of --predict
                                           "`word [gold] pred` lines.")
 flags.DEFINE_string("predict_split", None, "Split for --do_predict (default: --eval_split); a file of words only "
                                            "is fine.")
-flags.DEFINE_integer("predict_batch_size", 32, "Prediction batch size.")
+flags.DEFINE_integer("predict_batch_size", 32, "Prediction batch size.", lower_bound=1)
 training_flags.define_finetune_flags(max_seq_length=128, eval_batch_size=32)
 training_flags.define_optimizer_flags()
 training_flags.define_run_flags(train_batch_size=32, train_steps=4000, save_steps=None, max_save=0)
@@ -50,4 +50,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flag_checks.run(main)

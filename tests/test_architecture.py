@@ -29,6 +29,7 @@ RANKS = {
     "funnel_tfm.tasks": 6,
     "funnel_tfm.training": 7,
     "funnel_tfm.serving": 7.25,  # export and batch inference: reads what the training jobs record
+    "funnel_tfm.flag_checks": 7.4,  # range checks of flag values and the one-line error, used by every flag module
     "funnel_tfm.config_flags": 7.5,  # the absl flags shared by the entry points
     "funnel_tfm.legacy_flags": 7.5,  # the original's flags mapped onto ours, shared by the entry points
     "funnel_tfm.training_flags": 7.5,  # optimizer and run flags shared by the training entry points

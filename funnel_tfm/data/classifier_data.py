@@ -29,6 +29,7 @@ GLUE TSVs are read like the original: tab-separated, no quoting (quote character
 
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 import json
@@ -537,6 +538,7 @@ class _CustomTask(TaskData):
             if fmt.regression is None:
                 regression = None not in numbers and len(set(numbers)) > REGRESSION_MIN_DISTINCT
             if not regression:
+                _check_label_spellings(raw, [line for _, line, _ in records], path)
                 labels = _sorted_labels(set(raw))
         if regression:
             return TaskSpec("custom", (), True, ("pearson", "spearman"), "pearson", None)
@@ -584,6 +586,33 @@ def _check_widths(rows: list[_Row], width: int, reference: str, file_format: str
             hint = " (quote a text that holds a comma: \"a, b\")" if file_format == "csv" else ""
             raise ClassifierDataError(f"{path}:{row.line}: {len(row.fields)} {kind} columns, expected {width} as "
                                       f"{reference} has{hint}")
+
+
+def _check_label_spellings(raw: list[str], lines: list[int], path: str) -> None:
+    """Two spellings of one number ("1" and "1.0", JSON's 1 and 1.0) would become two classes: an error naming
+    both and where each first occurs."""
+    first: dict[float, tuple[str, int]] = {}
+    for value, line in zip(raw, lines):
+        number = _as_float(value)
+        if number is None:
+            continue
+        seen = first.setdefault(number, (value, line))
+        if seen[0] != value:
+            raise ClassifierDataError(f"{path}:{line}: label {value!r} is the number of label {seen[0]!r} (line "
+                                      f"{seen[1]}) spelled another way; they would be two classes: write each label "
+                                      f"one way (or give --label_list)")
+
+
+def check_training_labels(examples: list[Example], spec: TaskSpec, files: list[str]) -> None:
+    """A classifier's training split must hold at least two classes: with one, the model learns a constant and
+    scores that class's share (1.0 where dev has the same one class). Regression is not checked."""
+    if spec.is_regression:
+        return
+    counts = collections.Counter(example.label for example in examples if example.label is not None)
+    if len(counts) < 2:
+        found = ", ".join(f"{label!r} ({count} rows)" for label, count in counts.items()) or "no labelled rows"
+        raise ClassifierDataError(f"{', '.join(files)}: the training split has one class only: {found}; a "
+                                  f"classifier needs examples of at least two of {list(spec.labels)}")
 
 
 def _sorted_labels(labels: set[str]) -> tuple[str, ...]:

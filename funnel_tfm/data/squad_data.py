@@ -81,7 +81,7 @@ def read_squad(path: str, is_training: bool, version: str = "v2", limit: int | N
         raise SquadDataError(f"{path}: no such file") from None
     _require(isinstance(data, dict) and isinstance(data.get("data"), list),
              f"{path}: expected an object with a \"data\" list of articles")
-    examples, contexts = [], []
+    examples, contexts, first_seen = [], [], {}
     counts = {"questions": 0, "unanswerable": 0, "several_answers_first_used": 0}
     for a, article in enumerate(data["data"]):
         _require(isinstance(article, dict) and isinstance(article.get("paragraphs"), list),
@@ -95,6 +95,11 @@ def read_squad(path: str, is_training: bool, version: str = "v2", limit: int | N
             for q, qa in enumerate(paragraph["qas"]):
                 _require(isinstance(qa, dict) and isinstance(qa.get("id"), str) and isinstance(qa.get("question"), str),
                          f"{where}.qas[{q}]: expected an \"id\" and a \"question\"")
+                seen = first_seen.setdefault(qa["id"], f"data[{a}].paragraphs[{p}].qas[{q}]")
+                # Predictions are keyed by id: a second question with the same id would lose one answer.
+                _require(is_training or seen == f"data[{a}].paragraphs[{p}].qas[{q}]",
+                         f"{where}.qas[{q}]: id {qa['id']!r} again (first at {seen}); predictions are keyed by "
+                         f"id, so one answer would be lost: give each question its own id")
                 examples.append(_example(qa, context, len(contexts) - 1, is_training, version, path, counts))
                 if limit is not None and len(examples) >= limit:
                     return SquadFile(examples, contexts, counts)
@@ -204,7 +209,13 @@ def answer_token_span(tokens: ContextTokens, char_start: int, char_end: int) -> 
 
 def doc_windows(num_tokens: int, max_tokens: int, doc_stride: int) -> list[tuple[int, int]]:
     """(start, length) windows over `num_tokens` paragraph tokens: each at most `max_tokens` long, the next one
-    `min(length, doc_stride)` further on, the last one reaching the end (the original's loop)."""
+    `min(length, doc_stride)` further on, the last one reaching the end (the original's loop).
+
+    Each step moves the start by at least 1 (both sizes are checked to be >= 1), so there are at most
+    `num_tokens` windows; a stride of 0 or less looped forever (and grew memory) in the original."""
+    if doc_stride < 1 or max_tokens < 1:
+        raise ValueError(f"doc_stride={doc_stride}, room for paragraph tokens {max_tokens}: both must be at least 1 "
+                         f"(a larger --max_seq_length or a smaller --max_query_length makes room)")
     windows, start = [], 0
     while True:
         length = min(num_tokens - start, max_tokens)

@@ -43,6 +43,9 @@ def read_export_record(export_dir: str) -> dict[str, Any]:
             metadata = json.load(handle)
         except json.JSONDecodeError as error:
             raise ExportError(f"{record_path}: not JSON ({error})") from None
+    if not isinstance(metadata, dict) or not metadata.get("task"):
+        raise ExportError(f"{record_path}: names no task; expected the funnel_export.json that "
+                          f"`python -m funnel_tfm.export --format=saved_model` writes")
     if metadata.get("format") != "saved_model":
         raise ExportError(f"--model={export_dir}: a {metadata.get('format')!r} export; batch inference reads the "
                           f"raw-text SavedModel (export with --format=saved_model)")
@@ -73,7 +76,13 @@ def signature_fields(serve: Callable, metadata: dict[str, Any]) -> tuple[Field, 
 def load_served(export_dir: str) -> tuple[Callable, dict[str, Any], tuple[Field, ...]]:
     """(serving signature, export metadata, its input fields) of a `--format=saved_model` export."""
     metadata = read_export_record(export_dir)
-    serve = tf.saved_model.load(export_dir).signatures[metadata.get("signature", "serving_default")]
+    signature = metadata.get("signature", "serving_default")
+    try:
+        serve = tf.saved_model.load(export_dir).signatures[signature]
+    except (OSError, ValueError, KeyError, tf.errors.OpError) as error:  # a truncated or foreign saved_model.pb
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise ExportError(f"--model={export_dir}: not a loadable SavedModel with signature {signature!r} "
+                          f"({type(error).__name__}: {first}); export it again") from None
     return serve, metadata, signature_fields(serve, metadata)
 
 
@@ -116,6 +125,10 @@ def predict_file(export_dir: str, input_path: str, output_path: str, batch_size:
         raise ExportError(f"--bad_lines={bad_lines}: expected one of {', '.join(BAD_LINE_MODES)}")
     if not file_io.exists(input_path):
         raise FileNotFoundError(f"--input={input_path}: no such file")
+    if os.path.realpath(output_path) == os.path.realpath(input_path):
+        raise ExportError(f"--output={output_path} is the --input file; it would be replaced: name another file")
+    if os.path.isdir(output_path):
+        raise ExportError(f"--output={output_path} is a directory; name the file to write")
     serve, metadata, fields = load_served(export_dir)
     total_bytes, bad, predicted = max(1, os.path.getsize(input_path)), collections.Counter(), 0
     start = last = time.perf_counter()

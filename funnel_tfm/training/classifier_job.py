@@ -33,6 +33,7 @@ from funnel_tfm.data.preprocessing import Preprocessor
 from funnel_tfm.layers.heads import TokenClassificationHead
 from funnel_tfm.tasks.classification import ClassificationTask
 from funnel_tfm.tasks.glue_metrics import glue_scores, main_score
+from funnel_tfm.training import run_dir
 from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, best_checkpoint, cached_records,
                                           evaluate_checkpoints, model_config_and_init, predict_logits,
                                           shuffled_for_training, train_task, with_schedule)
@@ -64,6 +65,7 @@ def _settings(run: ClassifierRun, task: classifier_data.TaskData, split: str) ->
     """What the records of `split` depend on: records made with other settings are not reused."""
     return {"task": task.spec.name, "split": split, "files": task.split_files(split), "uncased": run.uncased,
             "max_seq_length": run.max_seq_length, "tokenizer": os.path.abspath(run.tokenizer_path),
+            "tokenizer_sha256": file_io.sha256_file(run.tokenizer_path),
             "labels": list(task.spec.labels), "regression": task.spec.is_regression,
             "shuffled_with_seed": run.seed if (split == "train" and run.shuffle_examples) else None}
 
@@ -80,6 +82,8 @@ def prepare_records(run: ClassifierRun, task: classifier_data.TaskData, preproce
             f"{', '.join(task.split_files(split))}: the {split} split has unlabelled rows (the first: "
             f"{unlabelled.guid}); evaluation needs a label in every row: choose another --eval_split, or "
             f"--do_predict / --do_submit for predictions")
+    if split == "train":
+        classifier_data.check_training_labels(examples, task.spec, task.split_files(split))
     settings = {**_settings(run, task, split), "data_sha256": examples_digest(examples)}  # an edited file: refused
     examples = shuffled_for_training(run, examples, split)
     meta = cached_records(path, settings, run.overwrite_data, lambda: write_features(
@@ -180,6 +184,7 @@ def run_classifier(run: ClassifierRun, log: Callable[[str], None] | None = None)
     keras.utils.set_random_seed(run.seed)  # the head's initial weights
     with strategy.scope():
         task = ClassificationTask.build(config, n_class, scope=_head_scope(run, spec), dtype=run.precision)
+    lock = run_dir.claim(run.model_dir, config, NET_CONFIG) if run.do_train and chief else None  # noqa: F841
     file_io.makedirs(run.model_dir)
     if run.do_train and chief:
         config.to_json(os.path.join(run.model_dir, NET_CONFIG))  # every key: exactly this model

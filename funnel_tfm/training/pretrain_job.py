@@ -25,12 +25,14 @@ import tensorflow as tf
 from funnel_tfm import file_io
 from funnel_tfm.config import ConfigError, ModelConfig, load_config
 from funnel_tfm.config_fnet import FNET_CONFIG_FILE, FNetConfig
-from funnel_tfm.data.input_func_builder import (MaskingIds, damaged_record_file, first_record_ids, pretrain_input_fn,
-                                                record_files, records_have_next_sentence_label, unused_passes)
+from funnel_tfm.data.input_func_builder import (MaskingIds, damaged_record_file, first_record_ids, miscounted_records,
+                                                pretrain_input_fn, record_files, records_have_next_sentence_label,
+                                                unused_passes)
 from funnel_tfm.data.tokenization import Tokenizer
 from funnel_tfm.modeling import FunnelTFM
 from funnel_tfm.tasks import build_pretraining_task
 from funnel_tfm.tasks.backbones import check_length, is_fnet, is_fnet_checkpoint, load_fnet_checkpoint
+from funnel_tfm.training import run_dir
 from funnel_tfm.training.checkpointing import TrainingCheckpoints
 from funnel_tfm.training.pretrain_dir import PRETRAIN_CONFIG, export_pretrained, write_objective
 from funnel_tfm.training.loop import TrainingSettings, build_optimizer, configure_devices, initialize_from, train_loop
@@ -172,6 +174,11 @@ def run_pretraining(run: PretrainRun) -> int:
                          f"{tokenizer.vocab_size} tokens (pass --vocab_size={tokenizer.vocab_size} or another config)")
     files, num_examples = record_files(run.record_dir, "train", run.seq_len, run.uncased, run.num_passes)
     _check_records(files, run, tokenizer, config.vocab_size)
+    miscounted = miscounted_records(run.record_dir, "train", run.seq_len, run.uncased, run.num_passes)
+    if miscounted:
+        raise ValueError(f"{miscounted[0]}{f' (and {len(miscounted) - 1} more)' if len(miscounted) > 1 else ''}: "
+                         f"record files cut short or replaced; copy them again or write the records again with "
+                         f"create_pretrain_data")
     if is_fnet(config):
         _check_fnet_run(run, config, files)
     elif run.loss_type.lower() == "electra":
@@ -189,8 +196,10 @@ def run_pretraining(run: PretrainRun) -> int:
         input_offset = tf.Variable(0, dtype=tf.int64, trainable=False, name="input_offset",
                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     chief = is_chief(strategy)
+    config_file = FNET_CONFIG_FILE if is_fnet(config) else PRETRAIN_CONFIG
+    lock = run_dir.claim(run.model_dir, config, config_file) if chief else None  # noqa: F841  (held to the end)
     if chief:  # what a finetuning run needs to read this directory's training checkpoints before the export
-        config.to_json(os.path.join(run.model_dir, FNET_CONFIG_FILE if is_fnet(config) else PRETRAIN_CONFIG))
+        config.to_json(os.path.join(run.model_dir, config_file))
         write_objective(run.model_dir, {"loss_type": run.loss_type.lower(), "width_shrink": run.width_shrink,
                                         "disc_coeff": run.disc_coeff, "seq_len": run.seq_len,
                                         "tokenizer_path": os.path.abspath(run.tokenizer_path)

@@ -27,6 +27,7 @@ from funnel_tfm.data.tokenization import Tokenizer
 from funnel_tfm.tasks.glue_metrics import accuracy
 from funnel_tfm.tasks.multiple_choice import MultipleChoiceTask
 from funnel_tfm.training.run_record import write_run_record
+from funnel_tfm.training import run_dir
 from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, best_checkpoint, cached_records,
                                           evaluate_checkpoints, model_config_and_init, predict_logits,
                                           shuffled_for_training, train_task, with_schedule)
@@ -57,6 +58,7 @@ def prepare_race_records(run: RaceRun, tokenizer: Tokenizer, split: str, log: Ca
                                       f"answer: choose another --eval_split, or --do_predict for predictions")
     settings = {"task": "race", "split": split, "uncased": run.uncased, "max_seq_length": run.max_seq_length,
                 "max_qa_length": run.max_qa_length, "tokenizer": os.path.abspath(run.tokenizer_path),
+                "tokenizer_sha256": file_io.sha256_file(run.tokenizer_path),
                 "data_dir": os.path.abspath(run.data_dir), "num_questions": len(examples),
                 "data_sha256": examples_digest(examples),  # edited files: refused, not answered with old records
                 "shuffled_with_seed": run.seed if (split == "train" and run.shuffle_examples) else None}
@@ -108,6 +110,7 @@ def run_race(run: RaceRun, log: Callable[[str], None] | None = None) -> dict[str
     keras.utils.set_random_seed(run.seed)
     with strategy.scope():
         task = MultipleChoiceTask.build(config, len(race_data.ANSWERS), dtype=run.precision)
+    lock = run_dir.claim(run.model_dir, config, NET_CONFIG) if run.do_train and chief else None  # noqa: F841
     file_io.makedirs(run.model_dir)
     if run.do_train and chief:
         config.to_json(os.path.join(run.model_dir, NET_CONFIG))

@@ -32,6 +32,7 @@ from funnel_tfm.tasks import squad_metrics
 from funnel_tfm.tasks.squad import SquadTask
 from funnel_tfm.tasks.squad_postprocess import make_predictions, write_answers
 from funnel_tfm.training.run_record import write_run_record
+from funnel_tfm.training import run_dir
 from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, cached_records, evaluate_checkpoints,
                                           model_config_and_init, shuffled_for_training, train_task, with_schedule)
 from funnel_tfm.training.loop import configure_devices
@@ -91,6 +92,7 @@ def _settings(run: SquadRun, split: str, path: str) -> dict[str, Any]:
     version = run.train_version if split == "train" else run.eval_version
     return {"task": "squad", "split": split, "file": os.path.abspath(path), "version": version,
             "uncased": run.uncased, "tokenizer": os.path.abspath(run.tokenizer_path),
+            "tokenizer_sha256": file_io.sha256_file(run.tokenizer_path),
             "max_seq_length": run.max_seq_length, "max_query_length": run.max_query_length,
             "doc_stride": run.doc_stride, "debug_mode": run.debug_mode,
             **({"num_proc": run.num_proc, "proc_id": run.proc_id,
@@ -233,6 +235,7 @@ def run_squad(run: SquadRun, log: Callable[[str], None] | None = None) -> dict[s
         task = SquadTask.build(config, run.conditional_end, run.use_answer_class, run.use_masked_loss,
                                run.start_n_top, run.end_n_top, run.ans_loss_weight, run.cls_loss_weight,
                                dtype=run.precision)
+    lock = run_dir.claim(run.model_dir, config, NET_CONFIG) if run.do_train and chief else None  # noqa: F841
     file_io.makedirs(run.model_dir)
     if run.do_train and chief:
         config.to_json(os.path.join(run.model_dir, NET_CONFIG))

@@ -36,6 +36,7 @@ from funnel_tfm.data.tokenization import Tokenizer
 from funnel_tfm.tasks.tagging import TaggingTask
 from funnel_tfm.tasks.tagging_metrics import entity_scores
 from funnel_tfm.training.run_record import write_run_record
+from funnel_tfm.training import run_dir
 from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, best_checkpoint, cached_records,
                                           evaluate_checkpoints, model_config_and_init, predict_outputs,
                                           shuffled_for_training, train_task, with_schedule)
@@ -97,6 +98,7 @@ def prepare_records(run: TaggerRun, tokenizer: Tokenizer, split: str, sentences:
     settings = {"task": "tagger", "split": split, "uncased": run.uncased, "max_seq_length": run.max_seq_length,
                 "tag_column": run.tag_column, "labels": list(labels),
                 "tokenizer": os.path.abspath(run.tokenizer_path),
+                "tokenizer_sha256": file_io.sha256_file(run.tokenizer_path),
                 "file": os.path.abspath(tagging_records.split_path(run.data_dir, split)),
                 "num_sentences": len(sentences), "sha256": tagging_records.fingerprint(sentences),
                 "shuffled_with_seed": run.seed if (for_training and run.shuffle_examples) else None}
@@ -168,6 +170,7 @@ def run_tagger(run: TaggerRun, log: Callable[[str], None] | None = None) -> dict
         task = TaggingTask.build(config, len(labels), dtype=run.precision)
     outcome: dict[str, Any] = {"best": None, "predictions": None}
     if run.do_train:
+        lock = run_dir.claim(run.model_dir, config, NET_CONFIG) if chief else None  # noqa: F841  (held to the end)
         file_io.makedirs(run.model_dir)
         if chief:
             config.to_json(os.path.join(run.model_dir, NET_CONFIG))
