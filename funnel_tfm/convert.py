@@ -51,11 +51,12 @@ def _grouped(skipped: dict[str, str], verbose: bool, limit: int = 3) -> list[str
 def run(input_path: str, output_path: str, to: str, overwrite: bool = False, use_decoder: bool | None = None,
         verbose: bool = False, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Does one conversion and prints its report; returns the exit status (0 ok, 1 error)."""
-    from funnel_tfm import checkpoints  # imported after flag parsing, so --help stays fast
+    from funnel_tfm import checkpoints, file_io  # imported after flag parsing, so --help stays fast
     from funnel_tfm.modeling import FunnelTFM
     from funnel_tfm.tasks.backbones import is_fnet, is_fnet_checkpoint, load_fnet_checkpoint
     from funnel_tfm.training.pretrain_dir import is_pretraining_run, restore_pretraining_task
     try:
+        file_io.check_output_spares(output_path, (input_path,), "--output")
         if to not in checkpoints.FORMATS:
             raise checkpoints.CheckpointError(f"--to={to!r}; expected one of {', '.join(checkpoints.FORMATS)}")
         if os.path.isdir(input_path) and is_pretraining_run(input_path):

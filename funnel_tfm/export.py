@@ -49,9 +49,11 @@ def main(argv: list[str]) -> None:
     from funnel_tfm.errors import CheckpointError
     from funnel_tfm.serving.exporter import export_model
     try:
+        from funnel_tfm import file_io
+        file_io.check_output_spares(FLAGS.export_dir, (FLAGS.model_dir,), "--export_dir")
         export_model(FLAGS.model_dir, FLAGS.format, FLAGS.export_dir, checkpoint=FLAGS.checkpoint,
                      overwrite=FLAGS.overwrite, backbone_only=FLAGS.backbone_only)
-    except (ConfigError, CheckpointError, TokenizerError, ValueError, FileNotFoundError) as failure:
+    except (ConfigError, CheckpointError, TokenizerError, ValueError, FileNotFoundError, FileExistsError) as failure:
         error("export", str(failure))  # ExportError and RunRecordError are ValueErrors
 
 

@@ -95,7 +95,44 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 
 
 class OutputExistsError(FileExistsError):
-    """The output path already holds something and overwriting was not asked for."""
+    """The output path already holds something and overwriting was not asked for (or may never be replaced)."""
+
+
+# Files only a training run's directory holds (not an export, whatever its format): such a directory is never
+# replaced by an output, whatever overwrite says.
+RUN_MARKERS = (".lock", "run_record.json", "pretrain_objective.json", "metrics.jsonl")
+
+
+def holds_a_run(path: str) -> str | None:
+    """The first run marker in `path` or one level below it, else None."""
+    if not os.path.isdir(path):
+        return None
+    below = [path] + [os.path.join(path, name) for name in sorted(os.listdir(path))
+                      if os.path.isdir(os.path.join(path, name))]
+    for directory in below:
+        for marker in RUN_MARKERS:
+            if os.path.exists(os.path.join(directory, marker)):
+                return os.path.join(directory, marker)
+    return None
+
+
+def check_output_spares(output: str, inputs: tuple[str, ...], flag: str) -> None:
+    """An OutputExistsError when writing (or replacing) `output` would replace one of `inputs` (the same path,
+    or a directory that contains it, e.g. `export --export_dir=<its own --model_dir>`) or a training run."""
+    if is_remote(output):
+        return
+    target = os.path.realpath(output)
+    for source in inputs:
+        if not source or is_remote(source):
+            continue
+        source = os.path.realpath(source)
+        if source == target or source.startswith(target.rstrip(os.sep) + os.sep):
+            raise OutputExistsError(f"{flag}={output} would replace {source}, which this command reads: name "
+                                    f"another output (nothing was written)")
+    marker = holds_a_run(target)
+    if marker is not None:
+        raise OutputExistsError(f"{flag}={output} holds a training run ({marker}); an output never replaces one, "
+                                f"whatever --overwrite says: name another directory (nothing was written)")
 
 
 @contextlib.contextmanager
@@ -111,6 +148,10 @@ def atomic_directory(path: str, overwrite: bool = False) -> Iterator[str]:
     path = os.path.abspath(path)
     if os.path.exists(path) and not overwrite and (not os.path.isdir(path) or os.listdir(path)):
         raise OutputExistsError(f"{path}: already exists (pass overwrite to replace it)")
+    marker = holds_a_run(path)
+    if marker is not None:
+        raise OutputExistsError(f"{path} holds a training run ({marker}); an output never replaces one, whatever "
+                                f"overwrite says: name another directory (nothing was written)")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     staging = temporary_sibling(path)
     os.makedirs(staging)
