@@ -59,8 +59,17 @@ def run(input_path: str, output_path: str, to: str, overwrite: bool = False, use
         file_io.check_output_spares(output_path, (input_path,), "--output")
         if to not in checkpoints.FORMATS:
             raise checkpoints.CheckpointError(f"--to={to!r}; expected one of {', '.join(checkpoints.FORMATS)}")
-        if os.path.isdir(input_path) and is_pretraining_run(input_path):
-            task, step = restore_pretraining_task(input_path)  # its latest ckpt-<step>, not its export/
+        run_prefix = os.path.exists(input_path + ".index") and os.path.basename(input_path).startswith("ckpt-")
+        if run_prefix and not is_pretraining_run(os.path.dirname(input_path) or "."):
+            raise checkpoints.CheckpointError(
+                f"{input_path}: a training checkpoint of a finetuning run, which holds the optimizer too; convert "
+                f"its export instead (`python -m funnel_tfm.export --model_dir={os.path.dirname(input_path)} "
+                f"--format=keras --checkpoint=...`)")
+        if run_prefix or (os.path.isdir(input_path) and is_pretraining_run(input_path)):
+            # a pretraining run's latest ckpt-<step> (not its export/), or the one named
+            run_path, prefix = (os.path.dirname(input_path), input_path) if run_prefix else (input_path, None)
+            task, step = restore_pretraining_task(run_path, prefix)
+            step = step if step is not None else int(os.path.basename(input_path)[len("ckpt-"):])
             ckpt = task.checkpoint_view()
             if use_decoder is False and getattr(ckpt.model, "use_decoder", False):
                 raise checkpoints.CheckpointError(

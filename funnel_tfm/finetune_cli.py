@@ -131,6 +131,18 @@ def run_from_flags(run_cls: type, flag_values: flags.FlagValues, settings: dict[
     return run_cls(model_config=config_flags.config_from_flags(model_config), **values, **extra)
 
 
+def _damaged_records(flag_values: flags.FlagValues, failure: Exception) -> str:
+    """The line for a DataLossError while reading finetuning records: the damaged file and --overwrite_data."""
+    from funnel_tfm.data.input_func_builder import damaged_record_file
+    import tensorflow as tf
+    output_dir = flag_values["output_dir"].value or ""
+    files = sorted(tf.io.gfile.glob(os.path.join(output_dir, "*.tfrecord*"))) if output_dir else []
+    damaged = damaged_record_file(files) if files else None
+    where = f"{damaged[0]}: damaged record file ({damaged[1]})" if damaged else \
+        f"a damaged record file ({str(failure).strip().splitlines()[0][:300]})"
+    return f"{where}; write the records again with --overwrite_data (the checkpoints in --model_dir are kept)"
+
+
 def run_job(prog: str, flag_values: flags.FlagValues, job: Callable[[], Any],
             evaluation_flags: tuple[str, ...] = ("do_eval",)) -> None:
     """Runs `job()`; known failures become one error line. `--overwrite` with one of `evaluation_flags` (the
@@ -148,5 +160,7 @@ def run_job(prog: str, flag_values: flags.FlagValues, job: Callable[[], Any],
         job()
     except (ConfigError, CheckpointError, TokenizerError, ValueError, FileNotFoundError) as failure:
         error(prog, str(failure))  # the data readers' errors are ValueErrors that name the file and line
+    except tf.errors.DataLossError as failure:  # a record file cut off or overwritten: name it, say how to fix it
+        error(prog, _damaged_records(flag_values, failure))
     except tf.errors.OpError as failure:  # TensorFlow's own, e.g. no TPU behind --use_tpu
         error(prog, f"{type(failure).__name__}: {str(failure).strip().splitlines()[0][:500]}")

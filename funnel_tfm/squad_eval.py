@@ -153,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.v1_1 and (args.na_prob_file or args.out_image_dir):
         parser.error("--na-prob-file and --out-image-dir are v2.0 options; leave them out with --v1.1")
+    if args.out_file and os.path.isdir(args.out_file):
+        parser.error(f"--out-file={args.out_file} is a directory; name the JSON file to write")
     try:
         result = _run(args)
     except SquadFormatError as error:

@@ -79,7 +79,7 @@ def load_served(export_dir: str) -> tuple[Callable, dict[str, Any], tuple[Field,
     signature = metadata.get("signature", "serving_default")
     try:
         serve = tf.saved_model.load(export_dir).signatures[signature]
-    except (OSError, ValueError, KeyError, tf.errors.OpError) as error:  # a truncated or foreign saved_model.pb
+    except Exception as error:  # noqa: BLE001  a truncated or foreign saved_model.pb (protobuf's DecodeError too)
         first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
         raise ExportError(f"--model={export_dir}: not a loadable SavedModel with signature {signature!r} "
                           f"({type(error).__name__}: {first}); export it again") from None

@@ -80,3 +80,22 @@ def test_cached_finetuning_records_are_keyed_by_the_vocabulary_content(tmp_path)
     assert _settings(run_settings, task, "dev")["tokenizer_sha256"] != before["tokenizer_sha256"]
     assert np.all([before[key] == value for key, value in _settings(run_settings, task, "dev").items()
                    if key != "tokenizer_sha256"])
+
+
+def test_damaged_finetuning_records_name_the_file_and_the_fix(tmp_path, vocab, tiny_model_config):
+    data = write_sst2(tmp_path / "sst2", SENTENCES)
+    common = ["--task_name=sst-2", f"--data_dir={data}", f"--output_dir={tmp_path / 'rec'}",
+              f"--tokenizer_path={vocab}", f"--model_config={tiny_model_config}", "--max_seq_length=16",
+              "--do_train=True", "--train_steps=2", "--train_batch_size=4", "--learning_rate=1e-3",
+              "--jit_compile=False"]
+    first = run("classifier", *common, f"--model_dir={tmp_path / 'run1'}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    [train] = [p for p in (tmp_path / "rec").iterdir() if p.name.endswith("train.tfrecord")]
+    train.write_bytes(train.read_bytes()[:-7])  # a copy cut off inside its last record
+    message = one_error_line(run("classifier", *common, f"--model_dir={tmp_path / 'run2'}"), "classifier")
+    assert message.startswith(f"{train}: damaged record file") and "--overwrite_data" in message, message
+
+
+def test_squad_eval_out_file_that_is_a_directory_is_one_line(tmp_path):
+    result = run("squad_eval", str(tmp_path / "data.json"), str(tmp_path / "pred.json"), f"--out-file={tmp_path}")
+    assert result.returncode == 2 and "is a directory" in result.stderr.strip().splitlines()[-1]

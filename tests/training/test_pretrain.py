@@ -341,3 +341,10 @@ def test_init_checkpoint_takes_one_ckpt_prefix_of_a_pretraining_run(tmp_path, on
         shutil.copy(prefix + suffix, str(other / "ckpt-8") + suffix)
     with pytest.raises(CheckpointError, match="not a pretraining run"):
         load_init_checkpoint(str(other / "ckpt-8"))
+    from test_classifier import run_entry_point  # `convert` takes the same prefixes
+    converted = run_entry_point("convert", f"--input={prefix}", f"--output={tmp_path / 'keras'}", "--to=keras")
+    assert "(pretraining run, step 8)" in converted.stdout, converted.stdout
+    refused = run_entry_point("convert", f"--input={other / 'ckpt-8'}", f"--output={tmp_path / 'k2'}", "--to=keras",
+                              check=False)
+    assert refused.returncode == 1 and "a training checkpoint of a finetuning run" in refused.stderr.splitlines()[-1]
+    assert not (tmp_path / "k2").exists()
