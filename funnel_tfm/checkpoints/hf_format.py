@@ -173,6 +173,10 @@ def _read_torch_bin(path: str) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{path}: not a readable PyTorch state dict ({error})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected a state dict, found {type(state).__name__}")
+    not_tensors = [f"{k} ({type(v).__name__})" for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise CheckpointError(f"{path}: a state dict maps names to tensors; {len(not_tensors)} values are not: "
+                              f"{', '.join(not_tensors[:5])}")
     return {k: v.float().numpy() for k, v in state.items()}
 
 

@@ -147,6 +147,12 @@ def read_pytorch_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict[str,
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise CheckpointError(f"{path}: not a readable PyTorch state dict ({_first_line(error)})") from None
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path}: expected a state dict, found {type(raw).__name__}")
+    not_tensors = [f"{k} ({type(v).__name__})" for k, v in raw.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise CheckpointError(f"{path}: a state dict maps names to tensors; {len(not_tensors)} values are not: "
+                              f"{', '.join(not_tensors[:5])}")
     state, skipped = {}, {}
     for key, tensor in raw.items():
         name = pytorch_key_to_name(key)

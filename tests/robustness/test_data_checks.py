@@ -99,3 +99,17 @@ def test_damaged_finetuning_records_name_the_file_and_the_fix(tmp_path, vocab, t
 def test_squad_eval_out_file_that_is_a_directory_is_one_line(tmp_path):
     result = run("squad_eval", str(tmp_path / "data.json"), str(tmp_path / "pred.json"), f"--out-file={tmp_path}")
     assert result.returncode == 2 and "is a directory" in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_pytorch_checkpoint_whose_values_are_not_tensors_is_one_line(tmp_path):
+    torch = pytest.importorskip("torch")
+    (tmp_path / "hf").mkdir()
+    torch.save({"funnel.embeddings.word_embeddings.weight": [1, 2, 3], "note": "hello"},
+               str(tmp_path / "hf" / "pytorch_model.bin"))
+    (tmp_path / "hf" / "config.json").write_text(json.dumps({"model_type": "funnel", "block_sizes": [1, 1],
+                                                              "d_model": 16, "n_head": 2, "d_head": 8,
+                                                              "d_inner": 32, "vocab_size": 30}))
+    message = one_error_line(run("convert", f"--input={tmp_path / 'hf'}", f"--output={tmp_path / 'out'}",
+                                 "--to=keras"), "convert")
+    assert "values are not: funnel.embeddings.word_embeddings.weight (list), note (str)" in message, message
+    assert not (tmp_path / "out").exists()
