@@ -41,6 +41,9 @@ flags.DEFINE_boolean("do_predict", False, "Write per-example predictions and pro
 flags.DEFINE_boolean("do_submit", False, "Write the GLUE server's files for the test split, and a zip.")
 flags.DEFINE_string("predict_split", None, "Split for --do_predict (default: --eval_split).")
 flags.DEFINE_integer("predict_batch_size", 8, "Prediction batch size.", lower_bound=1)
+flags.DEFINE_boolean("zero_init_head", False, "Start the classification head's kernel at zero, so that every "
+                     "example starts at the same logits: finetuning from a weakly pretrained checkpoint then does not "
+                     "flatten its [CLS] output to silence random logits (docs/pretraining_collapse.md).")
 flags.DEFINE_string("submit_dir", None, "Directory of the submission files (default: model_dir/submit).")
 training_flags.define_finetune_flags(max_seq_length=128, eval_batch_size=8)
 training_flags.define_optimizer_flags()

@@ -29,10 +29,12 @@ def discriminator_head(config: ModelConfig, **kwargs) -> DiscriminatorHead:
 
 
 def classification_head(config: ModelConfig, n_class: int, scope: str = "cls", dropout: float | None = None,
-                        **kwargs) -> ClassificationHead:
-    """dropout: the rate on the pooled summary before the dense (default: config.dropout)."""
+                        zero_init: bool = False, **kwargs) -> ClassificationHead:
+    """dropout: the rate on the pooled summary before the dense (default: config.dropout); zero_init: a zero
+    kernel, so every example starts at the same logits (docs/pretraining_collapse.md says why that helps)."""
     rate = config.dropout if dropout is None else dropout
-    return ClassificationHead(config.d_model, n_class, rate, config_initializer(config), scope=scope, **kwargs)
+    initializer = "zeros" if zero_init else config_initializer(config)
+    return ClassificationHead(config.d_model, n_class, rate, initializer, scope=scope, **kwargs)
 
 
 def multiple_choice_head(config: ModelConfig, scope: str = "race", **kwargs) -> MultipleChoiceHead:

@@ -31,7 +31,8 @@ MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
 class ClassifierModel(keras.Model):
     """Encoder (scope `model`) + pooled summary + `ClassificationHead` (scope `scope`); float32 logits."""
 
-    def __init__(self, config: AnyConfig | dict, n_class: int, scope: str = "cls", **kwargs) -> None:
+    def __init__(self, config: AnyConfig | dict, n_class: int, scope: str = "cls", zero_init_head: bool = False,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         config = config_from_dict(config)
         self.config, self.n_class, self.scope = config, n_class, scope
@@ -40,7 +41,8 @@ class ClassifierModel(keras.Model):
         # The original FNet projects the pooled output with no dropout before it (fnet semantics N11);
         # transformers' FNetForSequenceClassification and the original Funnel drop out there.
         dropout = 0.0 if is_fnet(config) else None
-        self.head = head_factories.classification_head(config, n_class, scope=scope, dropout=dropout, dtype=policy)
+        self.head = head_factories.classification_head(config, n_class, scope=scope, dropout=dropout,
+                                                       zero_init=zero_init_head, dtype=policy)
         self.built = True
 
     def call(self, inputs: dict[str, Any], training: bool = False):
@@ -59,9 +61,12 @@ class ClassificationTask(Task):
         self.model, self.regression = model, regression
 
     @classmethod
-    def build(cls, config: AnyConfig, n_class: int, scope: str = "cls", dtype: Any = None) -> "ClassificationTask":
-        """Fresh weights (`n_class = 1`: regression); create under `strategy.scope()` to distribute them."""
-        return cls(ClassifierModel(config, n_class, scope, name="classifier", dtype=dtype), regression=n_class == 1)
+    def build(cls, config: AnyConfig, n_class: int, scope: str = "cls", dtype: Any = None,
+              zero_init_head: bool = False) -> "ClassificationTask":
+        """Fresh weights (`n_class = 1`: regression; `zero_init_head`: the head's kernel starts at zero); create
+        under `strategy.scope()` to distribute them."""
+        return cls(ClassifierModel(config, n_class, scope, zero_init_head, name="classifier", dtype=dtype),
+                   regression=n_class == 1)
 
     def parts(self) -> dict[str, Any]:
         return {"model": self.model.backbone, "head": self.model.head}

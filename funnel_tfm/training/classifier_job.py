@@ -57,6 +57,7 @@ class ClassifierRun(FinetuneRun):
     submit_dir: str | None = None
     predict_batch_size: int = 8
     eval_batch_size: int = 8
+    zero_init_head: bool = False              # the head's kernel starts at zero (docs/pretraining_collapse.md)
     max_seq_length: int = 128
 
 
@@ -183,7 +184,8 @@ def run_classifier(run: ClassifierRun, log: Callable[[str], None] | None = None)
     n_class = 1 if spec.is_regression else len(spec.labels)
     keras.utils.set_random_seed(run.seed)  # the head's initial weights
     with strategy.scope():
-        task = ClassificationTask.build(config, n_class, scope=_head_scope(run, spec), dtype=run.precision)
+        task = ClassificationTask.build(config, n_class, scope=_head_scope(run, spec), dtype=run.precision,
+                                        zero_init_head=run.zero_init_head)
     lock = run_dir.claim(run.model_dir, config, NET_CONFIG) if run.do_train and chief else None  # noqa: F841
     file_io.makedirs(run.model_dir)
     if run.do_train and chief:
