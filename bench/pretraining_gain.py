@@ -116,12 +116,14 @@ def pretrain(start: str, work_dir: str, vocab: str, records: str, config: str) -
     steps = sorted(int(step) for step in FLAGS.checkpoints)
     model_dir = os.path.join(work_dir, f"{start}-{steps[-1]}")
     objective = STARTS[start][1]
-    run_step([sys.executable, "-m", "funnel_tfm.pretrain", f"--record_dir={records}", f"--tokenizer_path={vocab}",
-              f"--model_dir={model_dir}", f"--model_config={config}", f"--loss_type={objective}",
-              f"--seq_len={SEQ_LEN}", "--num_predict=10", f"--train_batch_size={FLAGS.pretrain_batch_size}",
-              f"--train_steps={steps[-1]}", "--iterations=50", f"--save_steps={math.gcd(*steps)}", "--max_save=0",
-              "--learning_rate=1e-3", f"--warmup_steps={max(1, steps[-1] // 10)}"]
-             + (["--sample_strategy=single_token"] if objective == "electra" else []))
+    command = ([sys.executable, "-m", "funnel_tfm.pretrain", f"--record_dir={records}", f"--tokenizer_path={vocab}",
+                f"--model_dir={model_dir}", f"--model_config={config}", f"--loss_type={objective}",
+                f"--seq_len={SEQ_LEN}", "--num_predict=10", f"--train_batch_size={FLAGS.pretrain_batch_size}",
+                f"--train_steps={steps[-1]}", "--iterations=50", f"--save_steps={math.gcd(*steps)}", "--max_save=0",
+                "--learning_rate=1e-3", f"--warmup_steps={max(1, steps[-1] // 10)}"]
+               + (["--sample_strategy=single_token"] if objective == "electra" else []))
+    if not os.path.exists(os.path.join(model_dir, "export")):  # a rerun reuses a finished run
+        run_step(command)
     seconds, elapsed, previous = {}, 0.0, 0
     for row in read_jsonl(os.path.join(model_dir, "metrics.jsonl")):
         elapsed += (row["step"] - previous) / row["steps_per_second"]
@@ -134,14 +136,16 @@ def finetune(data: LabelledSet, work_dir: str, vocab: str, name: str, seed: str,
     """One finetuning run with the main job's recipe: its best dev accuracy."""
     steps = FLAGS.finetune_steps
     model_dir = os.path.join(work_dir, "finetuned", f"{name}-seed{seed}")
-    run_step([sys.executable, "-m", "funnel_tfm.classifier", *data.task_flags,
-              f"--output_dir={os.path.join(work_dir, f'finetuning-records-seed{seed}')}", f"--model_dir={model_dir}",
-              f"--tokenizer_path={vocab}", f"--max_seq_length={FINETUNE_LEN}", "--do_train=True", "--do_eval=True",
-              "--train_batch_size=32", f"--train_steps={steps}", f"--save_steps={max(1, steps // 4)}",
-              f"--warmup_steps={steps // 10}", f"--learning_rate={FINETUNE_LEARNING_RATE}",
-              "--eval_batch_size=64",
-              f"--iterations={max(1, steps // 8)}", "--retain_best=True", "--jit_compile=False", f"--seed={seed}"]
-             + init)
+    command = ([sys.executable, "-m", "funnel_tfm.classifier", *data.task_flags,
+                f"--output_dir={os.path.join(work_dir, f'finetuning-records-seed{seed}')}", f"--model_dir={model_dir}",
+                f"--tokenizer_path={vocab}", f"--max_seq_length={FINETUNE_LEN}", "--do_train=True", "--do_eval=True",
+                "--train_batch_size=32", f"--train_steps={steps}", f"--save_steps={max(1, steps // 4)}",
+                f"--warmup_steps={steps // 10}", f"--learning_rate={FINETUNE_LEARNING_RATE}",
+                "--eval_batch_size=64",
+                f"--iterations={max(1, steps // 8)}", "--retain_best=True", "--jit_compile=False", f"--seed={seed}"]
+               + init)
+    if not os.path.exists(os.path.join(model_dir, "export")):  # a rerun reuses a finished (evaluated) run
+        run_step(command)
     return max(row["accuracy"] for row in read_jsonl(os.path.join(model_dir, "eval", "dev", "results.jsonl")))
 
 
@@ -216,8 +220,8 @@ def main(argv: list[str]) -> None:
         rows += measure(DATASETS[name](data_dir), data_dir)
     file_io.atomic_write_text(os.path.join(work_dir, "results.json"), json.dumps(rows, indent=1))
     for name in FLAGS.datasets:
-        print(f"\n{name}: {FLAGS.finetune_steps} finetuning steps (32 x {FINETUNE_LEN}), seeds {', '.join(FLAGS.seeds)}; "
-              f"pretraining batch {FLAGS.pretrain_batch_size} x {SEQ_LEN}")
+        print(f"\n{name}: {FLAGS.finetune_steps} finetuning steps (32 x {FINETUNE_LEN}), seeds "
+              f"{', '.join(FLAGS.seeds)}; pretraining batch {FLAGS.pretrain_batch_size} x {SEQ_LEN}")
         print("\n".join(table([row for row in rows if row["dataset"] == name])))
     path = os.path.join(work_dir, "pretraining_gain.png") if FLAGS.plot is None else FLAGS.plot
     if path:
