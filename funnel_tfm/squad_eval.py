@@ -1,4 +1,4 @@
-"""SQuAD scoring with the numbers of the official evaluation scripts (v2.0, and v1.1 on request).
+"""SQuAD scoring with the numbers of the official evaluation scripts (the rules of the data file's version).
 
     python -m funnel_tfm.squad_eval dev-v2.0.json predictions.json --na-prob-file null_odds.json
     python -m funnel_tfm.squad_eval dev-v1.1.json predictions.json --v1.1       # {"exact_match": ..., "f1": ...}
@@ -43,7 +43,8 @@ from typing import Mapping, Sequence
 
 from funnel_tfm import file_io
 from funnel_tfm.tasks.squad_metrics import (PrecisionRecall, SquadFormatError, precision_recall_curves, print_to_stderr,
-                                            check_na_probs, evaluate, evaluate_v1_1, exact_score, f1_score,
+                                            check_na_probs, dataset_version, evaluate, evaluate_v1_1, exact_score,
+                                            f1_score,
                                             f1_score_v1_1, load_dataset, load_na_probs, load_predictions,
                                             normalize_answer, questions_by_id, raw_scores)
 
@@ -117,14 +118,33 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="Accepted for compatibility; the official script does nothing with it either.")
     parser.add_argument("--v1.1", dest="v1_1", action="store_true",
-                        help='Print the official v1.1 script\'s {"exact_match", "f1"} instead.')
+                        help='Score with the official v1.1 script\'s rules and print its {"exact_match", "f1"} '
+                             '(default: the rules of the data file\'s "version").')
+    parser.add_argument("--v2.0", dest="v2_0", action="store_true",
+                        help="Score with the official v2.0 script's rules, whatever the data file's version.")
     return parser
 
 
-def _run(args: argparse.Namespace) -> dict:
+def rules_for(args: argparse.Namespace) -> tuple[str, str]:
+    """("v1.1" or "v2.0", why): --v1.1 / --v2.0, else the v2.0-only options, else the data file's "version"
+    (1.1: v1.1; anything else or none: v2.0, what the official v2.0 script applies to every file)."""
+    if args.v1_1:
+        return "v1.1", "--v1.1"
+    if args.v2_0:
+        return "v2.0", "--v2.0"
+    if args.na_prob_file or args.out_image_dir:
+        return "v2.0", "--na-prob-file / --out-image-dir are v2.0 options"
+    version = dataset_version(args.data_file)
+    if version is not None and version.lower().lstrip("v") == "1.1":
+        return "v1.1", f'the data file\'s "version" is {version!r}; --v2.0 for the v2.0 rules'
+    shown = f'"version" {version!r}' if version is not None else 'no "version"'
+    return "v2.0", f"the data file has {shown}; --v1.1 for the v1.1 rules"
+
+
+def _run(args: argparse.Namespace, rules: str) -> dict:
     dataset = load_dataset(args.data_file)
     predictions = load_predictions(args.pred_file)
-    if args.v1_1:
+    if rules == "v1.1":
         return evaluate_v1_1(dataset, predictions)
     if not args.na_prob_file:  # as the script, which ignores --out-image-dir then
         return evaluate(dataset, predictions, na_prob_thresh=args.na_prob_thresh)
@@ -153,18 +173,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.v1_1 and (args.na_prob_file or args.out_image_dir):
         parser.error("--na-prob-file and --out-image-dir are v2.0 options; leave them out with --v1.1")
+    if args.v1_1 and args.v2_0:
+        parser.error("--v1.1 and --v2.0: give one of them")
     if args.out_file and os.path.isdir(args.out_file):
         parser.error(f"--out-file={args.out_file} is a directory; name the JSON file to write")
     try:
-        result = _run(args)
+        rules, why = rules_for(args)
+        result = _run(args, rules)
     except SquadFormatError as error:
         print_to_stderr(f"error: {error}")
         return 1
+    print_to_stderr(f"squad_eval: the official {rules} script's rules ({why})")
     if args.out_file:
         # The scripts' own layouts: compact JSON in the file, indented on stdout (v1.1 prints it compact).
         file_io.atomic_write_text(args.out_file, json.dumps(result))
     else:
-        print(json.dumps(result) if args.v1_1 else json.dumps(result, indent=2))
+        print(json.dumps(result) if "exact_match" in result else json.dumps(result, indent=2))
     return 0
 
 

@@ -453,9 +453,13 @@ def test_cli_v1_1_prints_what_the_official_v1_1_script_prints(tmp_path, v1_data)
     script.write_bytes(wheel_member(ALLENNLP_WHEEL, OFFICIAL_V1_1))
     official = subprocess.run([sys.executable, str(script), str(data), str(pred)], capture_output=True, text=True,
                               timeout=120)
-    ours = run_cli(str(data), str(pred), "--v1.1")
-    assert official.returncode == ours.returncode == 0
-    assert ours.stdout == official.stdout and ours.stderr == official.stderr  # the "Unanswered question" line too
+    for flags in (["--v1.1"], []):  # told, or read from the file's "version": "1.1"
+        ours = run_cli(str(data), str(pred), *flags)
+        assert official.returncode == ours.returncode == 0
+        *scored, rules = ours.stderr.splitlines(keepends=True)  # the rules line comes once the scores are made
+        assert rules.startswith("squad_eval: the official v1.1 script's rules (")
+        assert ours.stdout == official.stdout and "".join(scored) == official.stderr  # "Unanswered question" too
+    assert "v2.0 script's rules (--v2.0)" in run_cli(str(data), str(pred), "--v2.0").stderr
 
 
 def test_cli_precision_recall_keys_without_matplotlib(files, oracle_v2, v2_data, tmp_path):

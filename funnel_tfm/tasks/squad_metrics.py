@@ -342,6 +342,16 @@ def load_dataset(path: str) -> list:
     return document["data"]
 
 
+def dataset_version(path: str) -> str | None:
+    """The data file's top-level "version" ("1.1", "v2.0", ...), None where it has none.
+
+        dataset_version("dev-v1.1.json")     # "1.1"
+    """
+    document = _read_json(path, "data file")
+    version = document.get("version") if isinstance(document, dict) else None
+    return str(version) if version is not None else None
+
+
 def load_predictions(path: str) -> dict[str, str]:
     """{question id: answer text}, the official prediction file.
 
