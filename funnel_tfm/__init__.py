@@ -48,7 +48,16 @@ __all__ = sorted([*_EXPORTS, "from_pretrained", "load_checkpoint", *_SUBPACKAGES
 
 
 def from_pretrained(path: str, use_decoder: bool | None = None, dtype: Any = None) -> Any:
-    """The backbone of any supported checkpoint directory: `FunnelTFM.from_pretrained(path)`."""
+    """The backbone of any supported checkpoint directory, Funnel or FNet: `FunnelTFM.from_pretrained(path)`, or
+    `FNet.from_pretrained(path)` for an FNet directory (ours with fnet_config.json, or transformers' config.json
+    of model_type "fnet"; FNet has no decoder, so `use_decoder` must stay None or False there)."""
+    from funnel_tfm.tasks.backbones import is_fnet_checkpoint
+    if is_fnet_checkpoint(path):
+        if use_decoder:
+            from funnel_tfm.errors import CheckpointError
+            raise CheckpointError(f"{path}: an FNet checkpoint, which has no decoder (use_decoder=True)")
+        from funnel_tfm.modeling_fnet import FNet
+        return FNet.from_pretrained(path, dtype=dtype)
     from funnel_tfm.modeling import FunnelTFM
     return FunnelTFM.from_pretrained(path, use_decoder=use_decoder, dtype=dtype)
 

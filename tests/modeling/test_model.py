@@ -126,6 +126,29 @@ def test_from_pretrained_errors_name_the_problem(tmp_path):
         FunnelTFM.from_pretrained(str(tmp_path))
 
 
+def test_the_package_from_pretrained_opens_funnel_and_fnet_directories(tmp_path, rng):
+    """`funnel_tfm.from_pretrained` on an FNet directory (transformers' config.json of model_type fnet, or ours)
+    is `FNet.from_pretrained`; a config.json of another model type says what it found."""
+    import json
+    import funnel_tfm
+    from funnel_tfm.config_fnet import FNetConfig
+    from funnel_tfm.modeling_fnet import FNet
+    fnet = FNet(FNetConfig(vocab_size=50, d_embed=16, d_model=16, d_inner=32, n_layer=2, max_seq_length=16))
+    randomize_weights(fnet, rng)
+    fnet.save_pretrained(str(tmp_path / "ours"), format="keras")
+    fnet.save_pretrained(str(tmp_path / "hf"), format="hf")
+    inputs = make_inputs(rng, 16, [16, 16])
+    expected = np.asarray(fnet(inputs)["sequence_output"])
+    for directory in ("ours", "hf"):
+        loaded = funnel_tfm.from_pretrained(str(tmp_path / directory))
+        assert isinstance(loaded, FNet), directory
+        np.testing.assert_allclose(np.asarray(loaded(inputs)["sequence_output"]), expected, atol=1e-6)
+    (tmp_path / "bert").mkdir()
+    (tmp_path / "bert" / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 16}))
+    with pytest.raises(CheckpointError, match="neither a Funnel net_config.json"):
+        funnel_tfm.from_pretrained(str(tmp_path / "bert"))
+
+
 def test_keras_archive_round_trip(tmp_path, rng):
     model = FunnelTFM(tiny_config(block_size="2_2"))
     randomize_weights(model, rng)
