@@ -18,6 +18,7 @@ import numpy as np
 
 from funnel_tfm.config import ConfigError, ModelConfig
 from funnel_tfm.errors import CheckpointError
+from funnel_tfm.checkpoints.torch_state import read_torch_state
 
 HF_CONFIG = "config.json"
 HF_WEIGHTS = "model.safetensors"
@@ -162,22 +163,7 @@ def read_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
 
 
 def _read_torch_bin(path: str) -> dict[str, np.ndarray]:
-    try:
-        import torch
-    except ImportError:
-        raise CheckpointError(f"{path}: reading pytorch_model.bin needs PyTorch (pip install torch==2.13.0), or "
-                              f"convert the checkpoint to model.safetensors") from None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise CheckpointError(f"{path}: not a readable PyTorch state dict ({error})") from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: expected a state dict, found {type(state).__name__}")
-    not_tensors = [f"{k} ({type(v).__name__})" for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if not_tensors:
-        raise CheckpointError(f"{path}: a state dict maps names to tensors; {len(not_tensors)} values are not: "
-                              f"{', '.join(not_tensors[:5])}")
-    return {k: v.float().numpy() for k, v in state.items()}
+    return read_torch_state(path, "pytorch_model.bin")
 
 
 def read_hf_tensors(directory: str) -> dict[str, np.ndarray]:

@@ -18,6 +18,7 @@ import numpy as np
 
 from funnel_tfm import file_io
 from funnel_tfm.errors import CheckpointError
+from funnel_tfm.checkpoints.torch_state import read_torch_state
 
 CONFIG_NAMES = ("net_config.json", "net_config.pytorch.json")
 CHECKPOINT_NAME = "model.ckpt"
@@ -139,20 +140,7 @@ def pytorch_key_to_name(key: str) -> str | None:
 
 def read_pytorch_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """(state by original name, skipped keys with why) of the original release's `model.pt`."""
-    try:
-        import torch
-    except ImportError:
-        raise CheckpointError(f"{path}: reading the original model.pt needs PyTorch (pip install torch==2.13.0)") from None
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise CheckpointError(f"{path}: not a readable PyTorch state dict ({_first_line(error)})") from None
-    if not isinstance(raw, dict):
-        raise CheckpointError(f"{path}: expected a state dict, found {type(raw).__name__}")
-    not_tensors = [f"{k} ({type(v).__name__})" for k, v in raw.items() if not isinstance(v, torch.Tensor)]
-    if not_tensors:
-        raise CheckpointError(f"{path}: a state dict maps names to tensors; {len(not_tensors)} values are not: "
-                              f"{', '.join(not_tensors[:5])}")
+    raw = read_torch_state(path, "the original model.pt")
     state, skipped = {}, {}
     for key, tensor in raw.items():
         name = pytorch_key_to_name(key)
@@ -160,7 +148,7 @@ def read_pytorch_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict[str,
             skipped[key] = ("randomly initialised classification head of the PyTorch example"
                             if key.startswith("cls_head") else "no counterpart in the original TF model")
         else:
-            state[name] = tensor.float().numpy()
+            state[name] = tensor
     return state, skipped
 
 

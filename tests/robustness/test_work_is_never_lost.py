@@ -22,6 +22,13 @@ def fake_run(directory) -> str:
     return str(directory)
 
 
+def tiny_training(data: str, tmp_path, model_dir, vocab: str, config: str) -> list[str]:
+    """classifier flags of a 2-step SST-2 training of the tiny model."""
+    return ["--task_name=sst-2", f"--data_dir={data}", f"--output_dir={tmp_path / 'rec'}", f"--model_dir={model_dir}",
+            f"--tokenizer_path={vocab}", f"--model_config={config}", "--max_seq_length=16", "--do_train=True",
+            "--train_steps=2", "--train_batch_size=4", "--learning_rate=1e-3", "--jit_compile=False"]
+
+
 def test_export_into_its_own_run_or_a_parent_of_it_is_refused(tmp_path):
     model_dir = fake_run(tmp_path / "runs" / "cola")
     before = snapshot(tmp_path)
@@ -66,10 +73,7 @@ def test_a_second_training_process_on_one_model_dir_is_refused(tmp_path, vocab, 
     try:
         assert holder.stdout.readline().strip() == "locked"
         before = snapshot(model_dir)
-        result = run("classifier", "--task_name=sst-2", f"--data_dir={data}", f"--output_dir={tmp_path / 'rec'}",
-                     f"--model_dir={model_dir}", f"--tokenizer_path={vocab}", f"--model_config={tiny_model_config}",
-                     "--max_seq_length=16", "--do_train=True", "--train_steps=2", "--train_batch_size=4",
-                     "--learning_rate=1e-3", "--jit_compile=False")
+        result = run("classifier", *tiny_training(data, tmp_path, model_dir, vocab, tiny_model_config))
         message = one_error_line(result, "classifier")
         assert f"is in use by process {holder.pid} on " in message and "--model_dir" in message
         assert snapshot(model_dir) == before
@@ -89,10 +93,7 @@ def test_resuming_with_another_model_config_is_refused_before_anything_is_writte
     (model_dir / "run_record.json").write_text(json.dumps({"task": "classification"}))
     (model_dir / "ckpt-2.index").write_text("x")
     before = snapshot(model_dir)
-    result = run("classifier", "--task_name=sst-2", f"--data_dir={data}", f"--output_dir={tmp_path / 'rec'}",
-                 f"--model_dir={model_dir}", f"--tokenizer_path={vocab}", f"--model_config={tiny_model_config}",
-                 "--max_seq_length=16", "--do_train=True", "--train_steps=2", "--train_batch_size=4",
-                 "--learning_rate=1e-3", "--jit_compile=False")
+    result = run("classifier", *tiny_training(data, tmp_path, model_dir, vocab, tiny_model_config))
     message = one_error_line(result, "classifier")
     assert "holds checkpoints of another model (d_inner 64 there, 32 now)" in message
     assert snapshot(model_dir) == before
