@@ -67,8 +67,8 @@ def mean_of_tokens(hidden: np.ndarray, padding_mask) -> np.ndarray:
 
 def expand(path: str) -> list[tuple[str, str]]:
     """(kind, prefix) for every checkpoint `path` names: kind "pretraining" or "classifier"."""
-    from funnel_tfm.training.evaluation import saved_checkpoints
     from funnel_tfm.training.pretrain_dir import is_pretraining_run
+    from funnel_tfm.training.run_dir import saved_checkpoints
     if path.startswith("random:"):
         return [("random", path[len("random:"):])]
     run_dir, prefixes = (os.path.dirname(path), [path]) if os.path.exists(path + ".index") else (path, None)
@@ -85,6 +85,7 @@ def load(kind: str, prefix: str):
     from funnel_tfm.config_fnet import load_any_config
     from funnel_tfm.tasks.classification import ClassificationTask
     from funnel_tfm.training.pretrain_dir import restore_pretraining_task
+    from funnel_tfm.training.run_dir import NET_CONFIG
     run_dir = os.path.dirname(prefix)
     if kind == "random":
         import keras
@@ -92,7 +93,7 @@ def load(kind: str, prefix: str):
         return ClassificationTask.build(load_any_config(prefix), 2, FLAGS.task_scope).model.backbone, None
     if kind == "pretraining":
         return restore_pretraining_task(run_dir, prefix)[0].checkpoint_view().model, None
-    task = ClassificationTask.build(load_any_config(os.path.join(run_dir, "net_config.json")), 2, FLAGS.task_scope)
+    task = ClassificationTask.build(load_any_config(os.path.join(run_dir, NET_CONFIG)), 2, FLAGS.task_scope)
     tf.train.Checkpoint(**task.trackables()).read(prefix).expect_partial()
     return task.model.backbone, task.model
 

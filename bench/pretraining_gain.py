@@ -36,6 +36,7 @@ from typing import Callable
 from absl import app, flags
 
 from funnel_tfm import file_io
+from funnel_tfm.training import run_dir
 from funnel_tfm.demo import (FINETUNE_LEARNING_RATE, FINETUNE_LEN, MODEL, SEQ_LEN, VOCAB_SIZE, read_jsonl, run_step,
                              write_corpus)
 
@@ -125,7 +126,7 @@ def pretrain(start: str, work_dir: str, vocab: str, records: str, config: str) -
     if not os.path.exists(os.path.join(model_dir, "export")):  # a rerun reuses a finished run
         run_step(command)
     seconds, elapsed, previous = {}, 0.0, 0
-    for row in read_jsonl(os.path.join(model_dir, "metrics.jsonl")):
+    for row in read_jsonl(os.path.join(model_dir, run_dir.METRICS)):
         elapsed += (row["step"] - previous) / row["steps_per_second"]
         previous = row["step"]
         seconds[row["step"]] = elapsed
@@ -146,7 +147,7 @@ def finetune(data: LabelledSet, work_dir: str, vocab: str, name: str, seed: str,
                + init)
     if not os.path.exists(os.path.join(model_dir, "export")):  # a rerun reuses a finished (evaluated) run
         run_step(command)
-    return max(row["accuracy"] for row in read_jsonl(os.path.join(model_dir, "eval", "dev", "results.jsonl")))
+    return max(row["accuracy"] for row in read_jsonl(run_dir.results_path(model_dir, "dev")))
 
 
 def measure(data: LabelledSet, work_dir: str) -> list[dict]:

@@ -25,6 +25,7 @@ from typing import Iterable
 from absl import flags
 
 from funnel_tfm import file_io, flag_checks
+from funnel_tfm.training import run_dir
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("work_dir", None, "Records and the runs go here (default: <data cache>/demo).")
@@ -104,7 +105,7 @@ def _pretrain(python: str, work_dir: str, vocab: str, records: str, vocab_size: 
               f"--save_steps={steps}", "--learning_rate=1e-3", f"--warmup_steps={max(1, steps // 10)}",
               f"--vocab_size={vocab_size}"] + [f"--{key}={value}" for key, value in MODEL.items()]
              + (["--sample_strategy=single_token"] if FLAGS.loss_type == "electra" else []))
-    rows = read_jsonl(os.path.join(model_dir, "metrics.jsonl"))
+    rows = read_jsonl(os.path.join(model_dir, run_dir.METRICS))
     what = "generator + 50 x discriminator" if FLAGS.loss_type == "electra" else "masked-token cross-entropy"
     print(f"\n{FLAGS.loss_type.upper()} loss ({what}) per 50 steps:")
     print("\n".join(bars([(f"step {row['step']}", row["loss"]) for row in rows])))
@@ -133,7 +134,7 @@ def _finetune(python: str, work_dir: str, vocab: str, glue_dir: str, name: str, 
 
 
 def _best(model_dir: str) -> dict:
-    return max(read_jsonl(os.path.join(model_dir, "eval", "dev", "results.jsonl")), key=lambda row: row["accuracy"])
+    return max(read_jsonl(run_dir.results_path(model_dir, "dev")), key=lambda row: row["accuracy"])
 
 
 def _report(runs: dict[str, dict[str, str]], glue_dir: str, pretrained: str) -> None:
@@ -142,7 +143,7 @@ def _report(runs: dict[str, dict[str, str]], glue_dir: str, pretrained: str) -> 
     best = {start: {seed: _best(model_dir) for seed, model_dir in by_seed.items()} for start, by_seed in runs.items()}
     for start, by_seed in runs.items():
         for seed, model_dir in by_seed.items():
-            evaluated = read_jsonl(os.path.join(model_dir, "eval", "dev", "results.jsonl"))
+            evaluated = read_jsonl(run_dir.results_path(model_dir, "dev"))
             print(f"  {start}, seed {seed}:")
             print("\n".join("    " + line for line in bars([(f"step {row['step']}", row["accuracy"])
                                                               for row in evaluated], scale=1.0)))

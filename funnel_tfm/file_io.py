@@ -99,7 +99,8 @@ class OutputExistsError(FileExistsError):
 
 
 # Files only a training run's directory holds (not an export, whatever its format): such a directory is never
-# replaced by an output, whatever overwrite says.
+# replaced by an output, whatever overwrite says. training/run_dir.py owns these names (LOCK_FILE, RUN_RECORD,
+# PRETRAIN_OBJECTIVE, METRICS); this lowest layer cannot import it, and tests/robustness checks they agree.
 RUN_MARKERS = (".lock", "run_record.json", "pretrain_objective.json", "metrics.jsonl")
 
 

@@ -155,7 +155,8 @@ def run_job(prog: str, flag_values: flags.FlagValues, job: Callable[[], Any],
     from funnel_tfm.data.tokenization import TokenizerError
     if flag_values["overwrite"].value and any(flag_values[name].value for name in evaluation_flags):
         model_dir = flag_values["eval_model_dir"].value or flag_values["model_dir"].value
-        shutil.rmtree(os.path.join(model_dir, "eval"), ignore_errors=True)
+        from funnel_tfm.training.run_dir import EVAL_DIR
+        shutil.rmtree(os.path.join(model_dir, EVAL_DIR), ignore_errors=True)
     try:
         job()
     except (ConfigError, CheckpointError, TokenizerError, ValueError, FileNotFoundError) as failure:

@@ -22,10 +22,9 @@ import numpy as np
 from funnel_tfm.checkpoints import hf_fnet
 from funnel_tfm.checkpoints.hf_format import read_safetensors
 from funnel_tfm.config import ConfigError
-from funnel_tfm.config_fnet import FNetConfig
+from funnel_tfm.config_fnet import FNET_CONFIG_FILE as FNET_CONFIG, FNetConfig
 from funnel_tfm.errors import CheckpointError
 
-FNET_CONFIG = "fnet_config.json"
 FNET_WEIGHTS = "model.safetensors"
 _ATTENTION_NAME = re.compile(r"^encoder/self_attention_(\d+)/")
 _LAYER_NAME = re.compile(r"^encoder/(?:encoder|feed_forward|self_attention)_(\d+)/")

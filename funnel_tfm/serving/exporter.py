@@ -27,10 +27,9 @@ from funnel_tfm.data.hf_tokenizer import write_hf_tokenizer
 from funnel_tfm.serving.formats import check_format
 from funnel_tfm.serving.saved_model import write_saved_model
 from funnel_tfm.serving.source import ExportError, FinetunedModel, choose_checkpoint, load_finetuned
+from funnel_tfm.training.run_dir import RUN_RECORD
 from funnel_tfm.training.pretrain_dir import (export_pretrained, is_pretraining_run, restore_pretraining_task,
                                               tokenizer_of)
-from funnel_tfm.training.run_record import RUN_RECORD
-
 EXPORT_RECORD = "funnel_export.json"
 KERAS_ARCHIVE = "model.keras"
 ONNX_FILE = "model.onnx"

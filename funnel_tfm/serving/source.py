@@ -25,8 +25,7 @@ from funnel_tfm.tasks.classification import ClassificationTask
 from funnel_tfm.tasks.multiple_choice import MultipleChoiceTask
 from funnel_tfm.tasks.squad import SquadTask
 from funnel_tfm.tasks.tagging import TaggingTask
-from funnel_tfm.training.evaluation import saved_checkpoints
-from funnel_tfm.training.finetune import NET_CONFIG, best_checkpoint
+from funnel_tfm.training.run_dir import NET_CONFIG, best_checkpoint, saved_checkpoints
 from funnel_tfm.training.run_record import RUN_RECORD, RunRecordError, read_run_record
 
 CHECKPOINT_CHOICES = ("best", "latest")

@@ -12,7 +12,6 @@ evaluates each new `ckpt-<step>` as it appears and exits once `done` exists and 
 from __future__ import annotations
 
 import os
-import re
 import time
 from typing import Any, Callable, Iterator
 
@@ -20,25 +19,9 @@ import numpy as np
 import tensorflow as tf
 
 from funnel_tfm import file_io
+from funnel_tfm.training.run_dir import DONE_MARKER, mark_done, saved_checkpoints
 
-DONE_MARKER = "done"
-_CHECKPOINT_INDEX = re.compile(r"^ckpt-(\d+)\.index$")
-
-
-def saved_checkpoints(model_dir: str) -> list[tuple[int, str]]:
-    """(step, prefix) of every complete `ckpt-<step>` in `model_dir`, in step order."""
-    if not tf.io.gfile.isdir(model_dir):
-        return []
-    found = []
-    for name in tf.io.gfile.listdir(model_dir):
-        match = _CHECKPOINT_INDEX.match(name)
-        if match:
-            found.append((int(match.group(1)), os.path.join(model_dir, name[:-len(".index")])))
-    return sorted(found)
-
-
-def mark_done(model_dir: str) -> None:
-    file_io.atomic_write_text(os.path.join(model_dir, DONE_MARKER), "training finished\n")
+__all__ = ["CheckpointEvaluator", "mark_done", "saved_checkpoints", "watch_checkpoints"]
 
 
 def watch_checkpoints(model_dir: str, poll_secs: float = 60.0, start_step: int = -1, end_step: int = 10 ** 12,

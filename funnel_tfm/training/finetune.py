@@ -36,13 +36,14 @@ from funnel_tfm.tasks.base import Task
 from funnel_tfm.training.checkpointing import TrainingCheckpoints
 from funnel_tfm.training.evaluation import CheckpointEvaluator, mark_done, saved_checkpoints, watch_checkpoints
 from funnel_tfm.training.loop import TrainingSettings, build_optimizer, initialize_from, train_loop
-from funnel_tfm.training.pretrain_dir import PRETRAIN_OBJECTIVE, is_pretraining_run, restore_pretraining_task
-from funnel_tfm.training.run_record import RUN_RECORD
+from funnel_tfm.training.pretrain_dir import is_pretraining_run, restore_pretraining_task
+from funnel_tfm.training.run_dir import PRETRAIN_OBJECTIVE
+from funnel_tfm.training import run_dir
+from funnel_tfm.training.run_dir import NET_CONFIG, RUN_RECORD, best_checkpoint  # noqa: F401  (re-exported)
 from funnel_tfm.training.strategy import is_chief
 from funnel_tfm.training.summaries import write_scalars
 from funnel_tfm.training.trainer import Trainer
 
-NET_CONFIG = "net_config.json"  # the original wrote the model's config into model_dir, and so do we
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -243,7 +244,7 @@ def evaluate_checkpoints(run: Any, strategy: tf.distribute.Strategy, task: Task,
     `best_result.json`. `score(outputs, step)` gives the metrics and `main` (the `main_name` metric the best
     checkpoint is chosen by); returns the best result."""
     evaluator = CheckpointEvaluator(strategy, task.trackables())
-    eval_dir = os.path.join(run.model_dir, "eval", run.eval_split)
+    eval_dir = run_dir.eval_dir(run.model_dir, run.eval_split)
     file_io.makedirs(eval_dir)
     writer = tf.summary.create_file_writer(eval_dir)
     results_path = os.path.join(eval_dir, "results.jsonl")
@@ -269,7 +270,7 @@ def evaluate_checkpoints(run: Any, strategy: tf.distribute.Strategy, task: Task,
         write_scalars(writer, step, {k: result[k] for k in reported}, group="eval")
         if best is None or result["main"] > best["main"]:
             best = result
-            file_io.atomic_write_text(os.path.join(run.model_dir, "best_result.json"), json.dumps(best, indent=4))
+            run_dir.write_best_result(run.model_dir, best)
     if best is None:
         log(f"no checkpoint to evaluate in {run.model_dir}")
         return None
@@ -302,23 +303,6 @@ def retain_best(run: Any, task: Task, evaluator: CheckpointEvaluator, best: dict
         if prefix not in (best["path"], latest):
             for name in tf.io.gfile.glob(prefix + ".*"):
                 tf.io.gfile.remove(name)
-
-
-def best_checkpoint(model_dir: str) -> tuple[int, str]:
-    """The best evaluated checkpoint of `model_dir` (best_result.json), else its latest. The recorded path is
-    also looked for in `model_dir` itself: a run directory copied elsewhere (gs:// to a laptop, another mount)
-    still names its old location."""
-    best_path = os.path.join(model_dir, "best_result.json")
-    if file_io.exists(best_path):
-        with file_io.open_file(best_path) as handle:
-            best = json.load(handle)
-        for prefix in (best["path"], os.path.join(model_dir, os.path.basename(best["path"]))):
-            if tf.io.gfile.exists(prefix + ".index"):
-                return int(best["step"]), prefix
-    checkpoints = saved_checkpoints(model_dir)
-    if not checkpoints:
-        raise CheckpointError(f"{model_dir}: no checkpoint to predict with")
-    return checkpoints[-1]
 
 
 def predict_outputs(strategy: tf.distribute.Strategy, task: Task, prefix: str, dataset: tf.data.Dataset,

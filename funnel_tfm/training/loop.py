@@ -23,6 +23,7 @@ import tensorflow as tf
 from funnel_tfm.checkpoints.assign import assign_by_name
 from funnel_tfm.checkpoints.loading import matched_head_state
 from funnel_tfm.tasks.base import Task
+from funnel_tfm.training import run_dir
 from funnel_tfm.training.checkpointing import TrainingCheckpoints
 from funnel_tfm.training.optimization import AdamW, DynamicLossScale, WarmupDecay
 from funnel_tfm.training.summaries import write_scalars
@@ -107,7 +108,7 @@ def train_loop(trainer: Trainer, saver: TrainingCheckpoints, iterator: Any, run:
     """Runs to `run.train_steps` in host calls of at most `run.iterations` steps, saving every
     `run.save_steps` (0 or None: only at the end); progress lines, TensorBoard `train/*` and metrics.jsonl."""
     writer = tf.summary.create_file_writer(os.path.join(run.model_dir, "train")) if chief else None
-    metrics_path = os.path.join(run.model_dir, "metrics.jsonl")
+    metrics_path = os.path.join(run.model_dir, run_dir.METRICS)
     save_steps = run.save_steps if run.save_steps else run.train_steps
     step = trainer.current_step()
     while step < run.train_steps:

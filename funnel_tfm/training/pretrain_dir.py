@@ -25,11 +25,7 @@ from funnel_tfm.data.hf_tokenizer import write_hf_tokenizer
 from funnel_tfm.errors import CheckpointError
 from funnel_tfm.tasks import build_pretraining_task
 from funnel_tfm.tasks.backbones import is_fnet
-from funnel_tfm.training.evaluation import saved_checkpoints
-
-PRETRAIN_CONFIG, PRETRAIN_OBJECTIVE = "net_config.json", "pretrain_objective.json"
-
-
+from funnel_tfm.training.run_dir import PRETRAIN_CONFIG, PRETRAIN_OBJECTIVE, saved_checkpoints
 def is_pretraining_run(path: str) -> bool:
     """Whether `path` is a directory `pretrain` trained in (it holds pretrain_objective.json)."""
     return file_io.exists(os.path.join(path, PRETRAIN_OBJECTIVE))

@@ -26,11 +26,11 @@ from funnel_tfm.data.classifier_records import examples_digest
 from funnel_tfm.data.tokenization import Tokenizer
 from funnel_tfm.tasks.glue_metrics import accuracy
 from funnel_tfm.tasks.multiple_choice import MultipleChoiceTask
+from funnel_tfm.training.run_dir import NET_CONFIG, best_checkpoint
 from funnel_tfm.training.run_record import write_run_record
 from funnel_tfm.training import run_dir
-from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, best_checkpoint, cached_records,
-                                          evaluate_checkpoints, model_config_and_init, predict_logits,
-                                          shuffled_for_training, train_task, with_schedule)
+from funnel_tfm.training.finetune import (FinetuneRun, cached_records, evaluate_checkpoints, model_config_and_init,
+                                          predict_logits, shuffled_for_training, train_task, with_schedule)
 from funnel_tfm.training.loop import configure_devices
 from funnel_tfm.training.strategy import is_chief, make_strategy
 

@@ -15,9 +15,9 @@ import json
 import os
 from typing import Any
 
+from funnel_tfm.training.run_dir import RUN_RECORD
 from funnel_tfm import file_io
 
-RUN_RECORD = "run_record.json"
 TASKS = ("classification", "multiple_choice", "squad", "tagging")
 VERSION = 1
 

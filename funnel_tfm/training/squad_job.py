@@ -31,10 +31,11 @@ from funnel_tfm.data.tokenization import Tokenizer
 from funnel_tfm.tasks import squad_metrics
 from funnel_tfm.tasks.squad import SquadTask
 from funnel_tfm.tasks.squad_postprocess import make_predictions, write_answers
+from funnel_tfm.training.run_dir import NET_CONFIG
 from funnel_tfm.training.run_record import write_run_record
 from funnel_tfm.training import run_dir
-from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, cached_records, evaluate_checkpoints,
-                                          model_config_and_init, shuffled_for_training, train_task, with_schedule)
+from funnel_tfm.training.finetune import (FinetuneRun, cached_records, evaluate_checkpoints, model_config_and_init,
+                                          shuffled_for_training, train_task, with_schedule)
 from funnel_tfm.training.loop import configure_devices
 from funnel_tfm.training.strategy import is_chief, make_strategy
 

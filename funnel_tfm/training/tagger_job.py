@@ -37,13 +37,12 @@ from funnel_tfm.tasks.tagging import TaggingTask
 from funnel_tfm.tasks.tagging_metrics import entity_scores
 from funnel_tfm.training.run_record import write_run_record
 from funnel_tfm.training import run_dir
-from funnel_tfm.training.finetune import (NET_CONFIG, FinetuneRun, best_checkpoint, cached_records,
-                                          evaluate_checkpoints, model_config_and_init, predict_outputs,
-                                          shuffled_for_training, train_task, with_schedule)
+from funnel_tfm.training.run_dir import LABELS_FILE, NET_CONFIG, best_checkpoint
+from funnel_tfm.training.finetune import (FinetuneRun, cached_records, evaluate_checkpoints, model_config_and_init,
+                                          predict_outputs, shuffled_for_training, train_task, with_schedule)
 from funnel_tfm.training.loop import configure_devices
 from funnel_tfm.training.strategy import is_chief, make_strategy
 
-LABELS_FILE = "labels.txt"  # the tag set in index order, one per line, beside net_config.json
 REPORTED = ("loss", "precision", "recall", "f1", "accuracy")
 
 

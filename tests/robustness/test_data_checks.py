@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SENTENCES, one_error_line, run, write_sst2
+from robust_helpers import SENTENCES, one_error_line, run, write_sst2
 
 from funnel_tfm.data.classifier_data import ClassifierDataError, CustomFormat, get_task
 

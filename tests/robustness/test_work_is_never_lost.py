@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 
-from conftest import SENTENCES, one_error_line, run, snapshot, write_sst2
+from robust_helpers import SENTENCES, one_error_line, run, snapshot, write_sst2
 
 from funnel_tfm.training import run_dir
 
@@ -97,3 +97,9 @@ def test_resuming_with_another_model_config_is_refused_before_anything_is_writte
     message = one_error_line(result, "classifier")
     assert "holds checkpoints of another model (d_inner 64 there, 32 now)" in message
     assert snapshot(model_dir) == before
+
+
+def test_the_run_markers_are_the_run_directory_names():
+    from funnel_tfm import file_io
+    assert set(file_io.RUN_MARKERS) == {run_dir.LOCK_FILE, run_dir.RUN_RECORD, run_dir.PRETRAIN_OBJECTIVE,
+                                        run_dir.METRICS}
