@@ -166,7 +166,7 @@ def _report(runs: dict[str, dict[str, str]], glue_dir: str, pretrained: str) -> 
           f"tokens) on the train sentences' own text (no labels, nothing of dev or test), or random. What pretraining "
           f"adds is what the text alone teaches about these words in context, and at this compute that is little: "
           f"measured with the default settings, a linear probe on the pretrained encoder's features tells positive "
-          f"from negative sentences hardly better than one on random features (0.58 against 0.57, "
+          f"from negative sentences no better than one on random features (0.55-0.59 against 0.57-0.58, "
           f"bench/cls_collapse.py), so both starts learn most of what they reach from the labels, and the gain "
           f"(+0.013 in the measured run) is about the spread between seeds. BENCHMARKS.md ('Pretraining gain') has "
           f"the curve over pretraining compute; docs/pretraining_collapse.md why a start pretrained on other text "
