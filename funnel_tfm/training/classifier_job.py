@@ -186,24 +186,27 @@ def run_classifier(run: ClassifierRun, log: Callable[[str], None] | None = None)
     with strategy.scope():
         task = ClassificationTask.build(config, n_class, scope=_head_scope(run, spec), dtype=run.precision,
                                         zero_init_head=run.zero_init_head)
-    lock = run_dir.claim(run.model_dir, config, NET_CONFIG) if run.do_train and chief else None  # noqa: F841
-    file_io.makedirs(run.model_dir)
-    if run.do_train and chief:
-        config.to_json(os.path.join(run.model_dir, NET_CONFIG))  # every key: exactly this model
     outcome: dict[str, Any] = {"best": None}
 
     if run.do_train:
+        # Every check before the first write into model_dir: the model against its checkpoints, the training data
+        # (prepare_records), then the lock, the config and the run record.
+        run_dir.check_same_model(run.model_dir, config, NET_CONFIG)
         path, meta, examples = prepare_records(run, task_data, preprocessor, "train", log)
-        if chief:  # what `export` needs to serve this model from raw text
+        if chief:  # the lock is held to the end of this function; then `export` needs the config and the record
+            lock = run_dir.lock(run.model_dir)  # noqa: F841
+            config.to_json(os.path.join(run.model_dir, NET_CONFIG))  # every key: exactly this model
             write_run_record(run.model_dir, "classification", run.tokenizer_path, run.uncased, run.max_seq_length,
                              task_name=spec.name, labels=list(spec.labels), regression=spec.is_regression,
                              head_scope=_head_scope(run, spec), text_pair=any(e.text_b is not None for e in examples))
+        file_io.makedirs(run.model_dir)  # every worker's, once the checks passed
         run = with_schedule(run, meta["num_examples"])
         replicas = strategy.num_replicas_in_sync
         dataset_fn_at = lambda start: train_input_fn(  # noqa: E731
             path, run.max_seq_length, spec.is_regression, run.train_batch_size // replicas, seed=run.seed,
             shuffle_buffer=run.shuffle_buffer, start_step=start)
         train_task(run, strategy, task, init, dataset_fn_at, meta["num_examples"], log)
+    file_io.makedirs(run.model_dir)
     if run.do_eval:
         path, meta, _ = eval_records
         outcome["best"] = _evaluate(run, strategy, task, spec, path, meta, log)

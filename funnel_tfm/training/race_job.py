@@ -110,22 +110,24 @@ def run_race(run: RaceRun, log: Callable[[str], None] | None = None) -> dict[str
     keras.utils.set_random_seed(run.seed)
     with strategy.scope():
         task = MultipleChoiceTask.build(config, len(race_data.ANSWERS), dtype=run.precision)
-    lock = run_dir.claim(run.model_dir, config, NET_CONFIG) if run.do_train and chief else None  # noqa: F841
-    file_io.makedirs(run.model_dir)
-    if run.do_train and chief:
-        config.to_json(os.path.join(run.model_dir, NET_CONFIG))
-        write_run_record(run.model_dir, "multiple_choice", run.tokenizer_path, run.uncased, run.max_seq_length,
-                         labels=list(race_data.ANSWERS), num_choices=len(race_data.ANSWERS),
-                         head_scope=task.model.scope,  # what `export` needs to serve this model
-                         max_qa_length=run.max_qa_length)
     outcome: dict[str, Any] = {"best": None}
     if run.do_train:
+        run_dir.check_same_model(run.model_dir, config, NET_CONFIG)  # every check before the first write there
         path, meta, _ = prepare_race_records(run, tokenizer, "train", log)
+        if chief:  # the lock is held to the end of this function
+            lock = run_dir.lock(run.model_dir)  # noqa: F841
+            config.to_json(os.path.join(run.model_dir, NET_CONFIG))
+            write_run_record(run.model_dir, "multiple_choice", run.tokenizer_path, run.uncased, run.max_seq_length,
+                             labels=list(race_data.ANSWERS), num_choices=len(race_data.ANSWERS),
+                             head_scope=task.model.scope,  # what `export` needs to serve this model
+                             max_qa_length=run.max_qa_length)
+        file_io.makedirs(run.model_dir)  # every worker's, once the checks passed
         run = with_schedule(run, meta["num_examples"])
         per_replica = run.train_batch_size // strategy.num_replicas_in_sync
         dataset_fn_at = lambda start: race_data.race_train_input_fn(  # noqa: E731
             path, run.max_seq_length, per_replica, seed=run.seed, shuffle_buffer=run.shuffle_buffer, start_step=start)
         train_task(run, strategy, task, init, dataset_fn_at, meta["num_examples"], log)
+    file_io.makedirs(run.model_dir)
     if run.do_eval:
         path, meta, _ = eval_records
         dataset = race_data.race_eval_dataset(path, run.max_seq_length, run.eval_batch_size, meta["num_examples"])
