@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import sys
 from typing import TextIO
 
@@ -59,7 +60,8 @@ def run(input_path: str, output_path: str, to: str, overwrite: bool = False, use
         file_io.check_output_spares(output_path, (input_path,), "--output")
         if to not in checkpoints.FORMATS:
             raise checkpoints.CheckpointError(f"--to={to!r}; expected one of {', '.join(checkpoints.FORMATS)}")
-        run_prefix = os.path.exists(input_path + ".index") and os.path.basename(input_path).startswith("ckpt-")
+        run_prefix = (bool(re.fullmatch(r"ckpt-\d+", os.path.basename(input_path)))
+                      and os.path.exists(input_path + ".index"))
         if run_prefix and not is_pretraining_run(os.path.dirname(input_path) or "."):
             raise checkpoints.CheckpointError(
                 f"{input_path}: a training checkpoint of a finetuning run, which holds the optimizer too; convert "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from typing import Any, Callable
 
 import numpy as np
@@ -123,7 +124,9 @@ def load_init_checkpoint(path: str, use_decoder: bool = False) -> FunnelCheckpoi
     `ckpt-<step>` prefixes (e.g. `load_init_checkpoint("runs/mlm/ckpt-300")`), Funnel or FNet
     (a transformers FNet directory, ours, an FNet pretraining run). `use_decoder`: build the decoder too (SQuAD
     and tagging read the full-length output); its weights come when present. FNet has no decoder."""
-    if file_io.exists(path + ".index"):  # one `ckpt-<step>` of a run, e.g. a pretraining run's earlier step
+    # One `ckpt-<step>` of a run, e.g. a pretraining run's earlier step (the original's `model.ckpt` prefix is a
+    # checkpoint `convert` reads, below).
+    if re.fullmatch(r"ckpt-\d+", os.path.basename(path)) and file_io.exists(path + ".index"):
         run_dir = os.path.dirname(path)
         if not is_pretraining_run(run_dir):
             raise CheckpointError(f"{path}: a training checkpoint of {run_dir or '.'}, which is not a pretraining run "

@@ -6,10 +6,14 @@ import subprocess
 import sys
 
 
+# TensorFlow's own start-up lines (a CUDA probe in a CUDA torch venv) would precede the one line under test.
+QUIET_ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
 def run(module: str, *args: str, cwd: str | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """`python -m funnel_tfm.<module> args...` on the CPU."""
     return subprocess.run([sys.executable, "-m", f"funnel_tfm.{module}", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+                          timeout=timeout, cwd=cwd, env=QUIET_ENV)
 
 
 def one_error_line(result: subprocess.CompletedProcess, prog: str) -> str:

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from robust_helpers import run
+
 ENTRY_POINTS = ("classifier", "race", "squad", "tagger", "pretrain", "create_pretrain_data", "build_vocab", "convert",
                 "export", "predict", "describe", "demo")
 # Integer flags where every value means something (a column counted from the end, ...): the only ones left
@@ -28,11 +30,6 @@ for name, flag in flags.FLAGS._flags().items():
         found[name] = bounded or bool(flag.validators)
 print(json.dumps(found))
 """
-
-
-def run(module: str, *args: str, cwd: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", f"funnel_tfm.{module}", *args], capture_output=True, text=True,
-                          timeout=300, cwd=cwd, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
 
 
 @pytest.mark.parametrize("module", ENTRY_POINTS)
