@@ -236,20 +236,22 @@ def run_squad(run: SquadRun, log: Callable[[str], None] | None = None) -> dict[s
         task = SquadTask.build(config, run.conditional_end, run.use_answer_class, run.use_masked_loss,
                                run.start_n_top, run.end_n_top, run.ans_loss_weight, run.cls_loss_weight,
                                dtype=run.precision)
-    lock = run_dir.claim(run.model_dir, config, NET_CONFIG) if run.do_train and chief else None  # noqa: F841
-    file_io.makedirs(run.model_dir)
-    if run.do_train and chief:
-        config.to_json(os.path.join(run.model_dir, NET_CONFIG))
-        write_run_record(run.model_dir, "squad", run.tokenizer_path, run.uncased, run.max_seq_length,
-                         max_query_length=run.max_query_length, doc_stride=run.doc_stride, use_decoder=True,
-                         conditional_end=run.conditional_end, use_answer_class=run.use_answer_class,
-                         max_answer_length=run.max_answer_length)
     if run.do_train:
+        run_dir.check_same_model(run.model_dir, config, NET_CONFIG)  # every check before the first write there
         paths = parallel_train_records(run, log)
         if paths is None:
             prepare_train_records(run, tokenizer, log)
             paths = squad_records.train_record_glob(run.output_dir, run.tokenizer_path, run.max_seq_length,
                                                     run.max_query_length, run.train_version)
+        if chief:  # the lock is held to the end of this function
+            lock = run_dir.lock(run.model_dir)  # noqa: F841
+            config.to_json(os.path.join(run.model_dir, NET_CONFIG))
+            write_run_record(run.model_dir, "squad", run.tokenizer_path, run.uncased, run.max_seq_length,
+                             max_query_length=run.max_query_length, doc_stride=run.doc_stride, use_decoder=True,
+                             conditional_end=run.conditional_end, use_answer_class=run.use_answer_class,
+                             max_answer_length=run.max_answer_length)
+    file_io.makedirs(run.model_dir)
+    if run.do_train:
         num_features = sum(read_meta(path)["num_examples"] for path in paths)
         run = with_schedule(run, num_features)
         per_replica = run.train_batch_size // strategy.num_replicas_in_sync

@@ -169,15 +169,16 @@ def run_tagger(run: TaggerRun, log: Callable[[str], None] | None = None) -> dict
         task = TaggingTask.build(config, len(labels), dtype=run.precision)
     outcome: dict[str, Any] = {"best": None, "predictions": None}
     if run.do_train:
-        lock = run_dir.claim(run.model_dir, config, NET_CONFIG) if chief else None  # noqa: F841  (held to the end)
-        file_io.makedirs(run.model_dir)
-        if chief:
+        run_dir.check_same_model(run.model_dir, config, NET_CONFIG)  # every check before the first write there
+        log(f"{len(labels)} tags ({tag_scheme(splits['train'])}): {', '.join(labels)}")
+        path, meta, _ = prepare_records(run, tokenizer, "train", splits["train"], labels, log, for_training=True)
+        if chief:  # the lock is held to the end of this function
+            lock = run_dir.lock(run.model_dir)  # noqa: F841
             config.to_json(os.path.join(run.model_dir, NET_CONFIG))
             file_io.atomic_write_text(os.path.join(run.model_dir, LABELS_FILE), "\n".join(labels) + "\n")
             write_run_record(run.model_dir, "tagging", run.tokenizer_path, run.uncased, run.max_seq_length,
                              labels=list(labels), use_decoder=True)  # what `export` needs to serve this model
-        log(f"{len(labels)} tags ({tag_scheme(splits['train'])}): {', '.join(labels)}")
-        path, meta, _ = prepare_records(run, tokenizer, "train", splits["train"], labels, log, for_training=True)
+        file_io.makedirs(run.model_dir)
         run = with_schedule(run, meta["num_examples"])
         per_replica = run.train_batch_size // strategy.num_replicas_in_sync
         dataset_fn_at = lambda start: tagging_records.tagging_train_input_fn(  # noqa: E731
