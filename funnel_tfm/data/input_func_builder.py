@@ -117,6 +117,10 @@ def miscounted_records(record_dirs: list[str], split: str, seq_len: int, uncased
         return None
     problems = []
     for (_, meta, info), group in zip(metas, paths):
+        damaged = damaged_record_file(group)  # counts too: a file that cannot be read to its end is named
+        if damaged is not None:
+            problems.append(f"{damaged[0]}: damaged record file ({damaged[1]})")
+            continue
         found = sum(int(tf.data.TFRecordDataset(p).reduce(np.int64(0), lambda count, _: count + 1).numpy())
                     for p in group)
         if found != int(info["num_example"]):

@@ -109,6 +109,9 @@ def _features(run: SquadRun, tokenizer: Tokenizer, split: str, log: Callable[[st
         shard = squad.examples[run.proc_id::run.num_proc]
         squad = dataclasses.replace(squad, examples=shuffled_for_training(run, shard, "train"))
     log(f"{path}: {squad_data.describe_counts(squad.counts)}")
+    if squad.duplicate_ids and not is_training:
+        log(f"warning: {path}: {len(squad.duplicate_ids):,} question(s) share an id with an earlier one (the first: "
+            f"{squad.duplicate_ids[0]}); predictions.json keeps one answer per id, as the official scoring counts one")
     contexts = squad_data.tokenize_contexts(squad.contexts, tokenizer,
                                             needed={e.context_index for e in squad.examples})
     features, counts = squad_data.build_features(squad, contexts, tokenizer, run.max_seq_length,
