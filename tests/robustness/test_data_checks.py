@@ -32,6 +32,7 @@ def test_distinct_labels_that_are_numbers_stay_classes(tmp_path):
     assert get_task("custom", data, CustomFormat()).spec.labels == ("0", "1")
 
 
+@pytest.mark.slow  # a classifier process (CI runs it: python -m pytest -m slow)
 def test_a_training_split_of_one_class_is_refused_by_the_classifier(tmp_path, vocab, tiny_model_config):
     data = write_sst2(tmp_path / "sst2", [(text, "1") for text, _ in SENTENCES], dev_rows=SENTENCES)
     result = run("classifier", "--task_name=sst-2", f"--data_dir={data}", f"--output_dir={tmp_path / 'rec'}",
@@ -85,6 +86,7 @@ def test_cached_finetuning_records_are_keyed_by_the_vocabulary_content(tmp_path)
                    if key != "tokenizer_sha256"])
 
 
+@pytest.mark.slow  # a classifier process (CI runs it: python -m pytest -m slow)
 def test_damaged_finetuning_records_name_the_file_and_the_fix(tmp_path, vocab, tiny_model_config):
     data = write_sst2(tmp_path / "sst2", SENTENCES)
     common = ["--task_name=sst-2", f"--data_dir={data}", f"--output_dir={tmp_path / 'rec'}",

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from robust_helpers import SENTENCES, one_error_line, run, snapshot, write_sst2
 
 from funnel_tfm.training import run_dir
@@ -64,6 +66,7 @@ def test_predict_onto_its_input_is_refused(tmp_path):
     assert texts.read_text() == "a fine film\n"
 
 
+@pytest.mark.slow  # a classifier process (CI runs it: python -m pytest -m slow)
 def test_a_second_training_process_on_one_model_dir_is_refused(tmp_path, vocab, tiny_model_config):
     data = write_sst2(tmp_path / "sst2", SENTENCES)
     model_dir = str(tmp_path / "run")
@@ -83,6 +86,7 @@ def test_a_second_training_process_on_one_model_dir_is_refused(tmp_path, vocab, 
     run_dir.lock(model_dir).release()
 
 
+@pytest.mark.slow  # a classifier process (CI runs it: python -m pytest -m slow)
 def test_resuming_with_another_model_config_is_refused_before_anything_is_written(tmp_path, vocab,
                                                                                    tiny_model_config):
     from funnel_tfm.config import ModelConfig
